@@ -1,0 +1,118 @@
+"""Settings of every function, validated once and read lazily.
+
+Each function reads only the settings it needs (`CallbackSettings`, `ArchiveSettings`, ...), so a
+missing variable fails the function that needs it, at its first invocation, with a clear message,
+and never a function that does not. No silent defaults for resource names. Secrets never live
+here: only the *id* of the Secrets Manager secret that holds them.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CALLBACK_PATH = "/callbacks/recording"
+MAX_BODY_BYTES = 64 * 1024
+DEFAULT_MEDIA_HOSTS = ("media.plivo.com", "*.media.plivo.com")
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls) -> Self:
+        # Environment variable names are the upper-case field names.
+        fields = {
+            name: os.environ[name.upper()]
+            for name in cls.model_fields
+            if os.environ.get(name.upper(), "") != ""
+        }
+        return cls.model_validate(fields)
+
+
+class TableSettings(_Settings):
+    events_table_name: Annotated[str, Field(min_length=3)]
+    # Days to keep an event (DynamoDB TTL on ExpiresAt); 0 keeps events for ever.
+    retention_days: Annotated[int, Field(ge=0)] = 0
+
+
+class CallbackSettings(TableSettings):
+    auth_secret_id: Annotated[str, Field(min_length=1)]
+    fallback_queue_url: Annotated[str, Field(min_length=1)]
+    # The callback URL exactly as configured in Plivo. Empty: derived from the API Gateway
+    # request context (API id, stage) and the region, never from client-controlled headers.
+    public_callback_url: str = ""
+    aws_region: str = ""
+    # Seconds the auth tokens are cached in the execution environment (Powertools Parameters).
+    secret_max_age_seconds: Annotated[int, Field(ge=0)] = 300
+    # Only the local stack sets this: a RecordingURL may then be http:// on a loopback host.
+    media_allow_loopback: bool = False
+
+
+class ArchiveSettings(TableSettings):
+    archive_bucket_name: Annotated[str, Field(min_length=3)]
+    archive_kms_key_id: Annotated[str, Field(min_length=1)]
+    # Account id expected to own the bucket; sent as ExpectedBucketOwner on every S3 call.
+    archive_bucket_owner: Annotated[str, Field(pattern=r"^\d{12}$")]
+    auth_secret_id: Annotated[str, Field(min_length=1)]
+    # Comma-separated host names; "*.example.com" allows sub-domains of example.com.
+    media_allowed_hosts: tuple[str, ...] = DEFAULT_MEDIA_HOSTS
+    # Only the local stack sets this: http:// and loopback media hosts become allowed.
+    media_allow_loopback: bool = False
+    # "basic": send HTTP Basic auth (auth id and token from the secret) to the media host.
+    media_auth: bool = False
+    media_connect_timeout_seconds: Annotated[float, Field(gt=0)] = 3.0
+    media_read_timeout_seconds: Annotated[float, Field(gt=0)] = 20.0
+    # Total time spent retrying one download before the record is failed back to the stream.
+    media_retry_budget_seconds: Annotated[float, Field(ge=0)] = 30.0
+    part_size_mib: Annotated[int, Field(ge=5, le=512)] = 10
+    upload_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
+    secret_max_age_seconds: Annotated[int, Field(ge=0)] = 300
+
+    @field_validator("media_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(h.strip().lower() for h in value.split(",") if h.strip())
+        return value
+
+
+class SweeperSettings(ArchiveSettings):
+    # An item pending for less than this is left to the stream-triggered archiver.
+    sweep_grace_seconds: Annotated[int, Field(ge=0)] = 600
+    sweep_max_attempts: Annotated[int, Field(ge=1)] = 8
+    sweep_batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
+
+
+class ReconcileSettings(ArchiveSettings):
+    # ReconcileFunction asks Plivo for the sessions created in the last N hours.
+    reconcile_window_hours: Annotated[int, Field(ge=1, le=24 * 90)] = 48
+    plivo_api_base_url: Annotated[str, Field(min_length=8)] = "https://api.plivo.com"
+
+
+@cache
+def callback_settings() -> CallbackSettings:
+    return CallbackSettings.from_env()
+
+
+@cache
+def table_settings() -> TableSettings:
+    return TableSettings.from_env()
+
+
+@cache
+def archive_settings() -> ArchiveSettings:
+    return ArchiveSettings.from_env()
+
+
+@cache
+def sweeper_settings() -> SweeperSettings:
+    return SweeperSettings.from_env()
+
+
+@cache
+def reconcile_settings() -> ReconcileSettings:
+    return ReconcileSettings.from_env()

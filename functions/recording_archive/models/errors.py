@@ -1,0 +1,101 @@
+"""Domain exceptions. Handlers map them to answers in one place; no one matches on message text.
+
+Messages are fixed strings written for a client or an operator: they never contain a value taken
+from the request (a phone number, a token, a signature).
+"""
+
+from __future__ import annotations
+
+
+class RecordingArchiveError(Exception):
+    """Base of every domain error of this package."""
+
+
+# --- callback rejection (each maps to one HTTP status) -----------------------------------------
+class CallbackRejectedError(RecordingArchiveError):
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MalformedBodyError(CallbackRejectedError):
+    status = 400
+    code = "malformed_body"
+
+
+class SignatureMissingError(CallbackRejectedError):
+    status = 401
+    code = "signature_missing"
+
+
+class SignatureInvalidError(CallbackRejectedError):
+    status = 403
+    code = "signature_invalid"
+
+
+class NoAuthTokenError(SignatureInvalidError):
+    """No auth token is configured: fail closed, every request is refused."""
+
+    code = "no_auth_token_configured"
+
+
+class PayloadTooLargeError(CallbackRejectedError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(CallbackRejectedError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class CallbackValidationError(CallbackRejectedError):
+    status = 422
+    code = "invalid_callback"
+
+    def __init__(self, message: str, fields: list[str]) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+# --- storage -----------------------------------------------------------------------------------
+class EventStoreUnavailableError(RecordingArchiveError):
+    """The table write failed after the SDK's own retries (throttling, 5xx, timeouts)."""
+
+
+class FallbackUnavailableError(RecordingArchiveError):
+    """The fallback queue could not take the event either."""
+
+
+# --- archiving ---------------------------------------------------------------------------------
+class ArchiveError(RecordingArchiveError):
+    """A recording could not be archived this time."""
+
+    retryable: bool = True
+
+
+class MediaRefusedError(ArchiveError):
+    """The RecordingURL (or a redirect) is not allowed: never fetched, never retried."""
+
+    retryable = False
+
+
+class MediaUnavailableError(ArchiveError):
+    """404, 429, 5xx, connection errors or timeouts that outlasted the retry budget."""
+
+
+class MediaIntegrityError(ArchiveError):
+    """The body did not match its Content-Length (truncated or over-long), or was empty."""
+
+
+class ArchiveConflictError(ArchiveError):
+    """An object exists under the key with another size or SHA-256. Never overwritten."""
+
+    retryable = False
+
+
+class UploadError(ArchiveError):
+    """S3 refused or failed the upload (after the upload was aborted)."""
