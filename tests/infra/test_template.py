@@ -1,0 +1,758 @@
+"""Assertions on template.yaml: what the code relies on and what security requires of it.
+
+The template is read with the project's own CloudFormation loader (short tags in long form). Each
+function's role is pinned exactly: the set of actions, and for each action the resources it is
+granted on; every resource is one of the stack's own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recording_archive import config, observability
+from recording_archive_cli.cfn import load_template
+from recording_archive_cli.local_resources import stream_filter_patterns
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+FUNCTIONS = ("CallbackFunction", "FallbackDrainFunction", "ArchiveFunction", "SweeperFunction")
+HANDLERS = {
+    "CallbackFunction": "recording_archive.handlers.recording_callback.lambda_handler",
+    "FallbackDrainFunction": "recording_archive.handlers.fallback_drain.lambda_handler",
+    "ArchiveFunction": "recording_archive.handlers.archive_stream.lambda_handler",
+    "SweeperFunction": "recording_archive.handlers.sweeper.lambda_handler",
+}
+SETTINGS = {
+    "CallbackFunction": config.CallbackSettings,
+    "FallbackDrainFunction": config.TableSettings,
+    "ArchiveFunction": config.ArchiveSettings,
+    "SweeperFunction": config.SweeperSettings,
+}
+
+SECRET = "If(CreateAuthSecret, AuthSecret, AuthSecretArn)"
+LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
+KMS = ("kms:Decrypt", "kms:GenerateDataKey")
+ARCHIVE_OBJECTS = (
+    "s3:PutObject",
+    "s3:AbortMultipartUpload",
+    "s3:GetObject",
+    "s3:PutObjectTagging",
+    "s3:GetObjectTagging",
+)
+
+
+def _grants(pairs: list[tuple[tuple[str, ...], str]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for actions, resource in pairs:
+        for action in actions:
+            out.setdefault(action, set()).add(resource)
+    return out
+
+
+# Every action of every role, and the resources it is granted on. Nothing else.
+EXPECTED_GRANTS: dict[str, dict[str, set[str]]] = {
+    "CallbackFunction": _grants(
+        [
+            (LOGS, "CallbackLogGroup.Arn"),
+            (("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"), "EventsTable.Arn"),
+            (("sqs:SendMessage",), "FallbackQueue.Arn"),
+            (("secretsmanager:GetSecretValue",), SECRET),
+            (KMS, "DataKey.Arn"),
+        ]
+    ),
+    "FallbackDrainFunction": _grants(
+        [
+            (LOGS, "FallbackDrainLogGroup.Arn"),
+            (("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"), "EventsTable.Arn"),
+            (
+                ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
+                "FallbackQueue.Arn",
+            ),
+            (KMS, "DataKey.Arn"),
+        ]
+    ),
+    "ArchiveFunction": _grants(
+        [
+            (LOGS, "ArchiveLogGroup.Arn"),
+            (
+                ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"),
+                "EventsTable.StreamArn",
+            ),
+            (("dynamodb:ListStreams",), "${EventsTable.Arn}/stream/*"),
+            (("dynamodb:GetItem", "dynamodb:UpdateItem"), "EventsTable.Arn"),
+            (ARCHIVE_OBJECTS, "${ArchiveBucket.Arn}/recordings/*"),
+            (("s3:ListBucket",), "ArchiveBucket.Arn"),
+            (("sqs:SendMessage",), "ArchiveFailureQueue.Arn"),
+            (("secretsmanager:GetSecretValue",), SECRET),
+            (KMS, "DataKey.Arn"),
+        ]
+    ),
+    "SweeperFunction": _grants(
+        [
+            (LOGS, "SweeperLogGroup.Arn"),
+            (("dynamodb:Query",), "${EventsTable.Arn}/index/ArchiveQueueIndex"),
+            (("dynamodb:GetItem", "dynamodb:UpdateItem"), "EventsTable.Arn"),
+            (ARCHIVE_OBJECTS, "${ArchiveBucket.Arn}/recordings/*"),
+            (("s3:ListBucket",), "ArchiveBucket.Arn"),
+            (("secretsmanager:GetSecretValue",), SECRET),
+            (KMS, "DataKey.Arn"),
+        ]
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE_PATH)
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    res: dict[str, Any] = template["Resources"]
+    return res
+
+
+def props(resources: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
+    p: dict[str, Any] = resources[logical_id]["Properties"]
+    return p
+
+
+def canonical(value: Any) -> str:
+    """A readable, comparable form of a policy Resource value."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and len(value) == 1:
+        (fn, arg), *_ = value.items()
+        if fn == "Ref":
+            return str(arg)
+        if fn == "Fn::GetAtt":
+            return ".".join(arg)
+        if fn == "Fn::Sub" and isinstance(arg, str):
+            return arg
+        if fn == "Fn::If":
+            return f"If({arg[0]}, {canonical(arg[1])}, {canonical(arg[2])})"
+    raise AssertionError(f"unexpected policy resource {value!r}")
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def role_statements(resources: Mapping[str, Any], function: str) -> Iterator[dict[str, Any]]:
+    role_id = props(resources, function)["Role"]["Fn::GetAtt"][0]
+    role = resources[role_id]
+    assert role["Type"] == "AWS::IAM::Role"
+    for policy in role["Properties"]["Policies"]:
+        yield from policy["PolicyDocument"]["Statement"]
+
+
+def references(value: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(value, list):
+        for v in value:
+            found |= references(v)
+    elif isinstance(value, Mapping):
+        for key, arg in value.items():
+            if key == "Ref":
+                found.add(arg)
+            elif key == "Fn::GetAtt":
+                found.add(arg[0])
+            elif key == "Fn::Sub":
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", arg)}
+            else:
+                found |= references(arg)
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Event store
+# --------------------------------------------------------------------------------------------
+
+
+def test_events_table_key_schema_and_types(resources: dict[str, Any]) -> None:
+    table = props(resources, "EventsTable")
+    assert table["KeySchema"] == [
+        {"AttributeName": "SessionUUID", "KeyType": "HASH"},
+        {"AttributeName": "SequenceNumber", "KeyType": "RANGE"},
+    ]
+    types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    # SequenceNumber is a number so that 10 sorts after 9.
+    assert types == {
+        "SessionUUID": "S",
+        "SequenceNumber": "N",
+        "ArchiveQueue": "S",
+        "ArchiveDueAt": "N",
+    }
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["DeletionProtectionEnabled"] is True
+    assert resources["EventsTable"]["DeletionPolicy"] == "Retain"
+    assert resources["EventsTable"]["UpdateReplacePolicy"] == "Retain"
+
+
+def test_events_table_stream_pitr_sse_ttl(resources: dict[str, Any]) -> None:
+    table = props(resources, "EventsTable")
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": {"Ref": "DataKey"},
+    }
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "ExpiresAt", "Enabled": True}
+
+
+def test_events_table_archive_queue_index(resources: dict[str, Any]) -> None:
+    (gsi,) = props(resources, "EventsTable")["GlobalSecondaryIndexes"]
+    assert gsi == {
+        "IndexName": "ArchiveQueueIndex",
+        "KeySchema": [
+            {"AttributeName": "ArchiveQueue", "KeyType": "HASH"},
+            {"AttributeName": "ArchiveDueAt", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
+
+def test_data_key_rotation_and_policy(resources: dict[str, Any]) -> None:
+    key = props(resources, "DataKey")
+    assert key["EnableKeyRotation"] is True
+    assert resources["DataKey"]["DeletionPolicy"] == "Retain"
+    statements = {s["Sid"]: s for s in key["KeyPolicy"]["Statement"]}
+    assert statements["AccountAdministration"]["Principal"] == {
+        "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+    }
+    logs = statements["CloudWatchLogsOfThisAccount"]
+    assert logs["Principal"] == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
+    assert "kms:EncryptionContext:aws:logs:arn" in logs["Condition"]["ArnLike"]
+    alarms = statements["CloudWatchAlarmsToEncryptedTopic"]
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert alarms["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    for sid, statement in statements.items():
+        assert statement["Effect"] == "Allow", sid
+        assert statement["Principal"] != "*", sid
+    assert props(resources, "DataKeyAlias")["TargetKeyId"] == {"Ref": "DataKey"}
+
+
+def test_auth_secret_fails_closed_and_is_conditional(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    secret = resources["AuthSecret"]
+    assert secret["Condition"] == "CreateAuthSecret"
+    assert template["Conditions"]["CreateAuthSecret"] == {
+        "Fn::Equals": [{"Ref": "AuthSecretArn"}, ""]
+    }
+    assert secret["Properties"]["KmsKeyId"] == {"Ref": "DataKey"}
+    assert json.loads(secret["Properties"]["SecretString"]) == {"auth_id": "", "auth_tokens": []}
+
+
+# --------------------------------------------------------------------------------------------
+# Queues
+# --------------------------------------------------------------------------------------------
+
+
+def test_every_queue_and_topic_is_kms_encrypted(resources: dict[str, Any]) -> None:
+    queues = [k for k, v in resources.items() if v["Type"] == "AWS::SQS::Queue"]
+    assert sorted(queues) == ["ArchiveFailureQueue", "FallbackDeadLetterQueue", "FallbackQueue"]
+    for logical_id in queues:
+        assert props(resources, logical_id)["KmsMasterKeyId"] == {"Ref": "DataKey"}
+        assert props(resources, logical_id)["MessageRetentionPeriod"] == 1209600
+    assert props(resources, "AlarmTopic")["KmsMasterKeyId"] == {"Ref": "DataKey"}
+
+
+def test_fallback_queue_redrive_and_visibility(resources: dict[str, Any]) -> None:
+    queue = props(resources, "FallbackQueue")
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["FallbackDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    drain = props(resources, "FallbackDrainFunction")
+    timeout = drain.get("Timeout", 30)
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    (event,) = drain["Events"].values()
+    assert event == {
+        "Type": "SQS",
+        "Properties": {
+            "Queue": {"Fn::GetAtt": ["FallbackQueue", "Arn"]},
+            "BatchSize": 10,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Archive bucket
+# --------------------------------------------------------------------------------------------
+
+
+def test_archive_bucket_is_private_versioned_and_kms_encrypted(resources: dict[str, Any]) -> None:
+    bucket = props(resources, "ArchiveBucket")
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert bucket["BucketEncryption"] == {
+        "ServerSideEncryptionConfiguration": [
+            {
+                "ServerSideEncryptionByDefault": {
+                    "SSEAlgorithm": "aws:kms",
+                    "KMSMasterKeyID": {"Fn::GetAtt": ["DataKey", "Arn"]},
+                },
+                "BucketKeyEnabled": True,
+            }
+        ]
+    }
+    assert resources["ArchiveBucket"]["DeletionPolicy"] == "Retain"
+    assert bucket["LoggingConfiguration"]["DestinationBucketName"] == {
+        "Ref": "ArchiveAccessLogBucket"
+    }
+
+
+def test_access_log_bucket_uses_sse_s3_and_accepts_only_the_archive_bucket_logs(
+    resources: dict[str, Any],
+) -> None:
+    bucket = props(resources, "ArchiveAccessLogBucket")
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    # S3 server access logging cannot deliver to an SSE-KMS bucket.
+    assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    statements = {
+        s["Sid"]: s
+        for s in props(resources, "ArchiveAccessLogBucketPolicy")["PolicyDocument"]["Statement"]
+    }
+    logging = statements["S3ServerAccessLogsFromArchiveBucket"]
+    assert logging["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert logging["Condition"]["ArnLike"] == {
+        "aws:SourceArn": {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}
+    }
+    assert statements["DenyInsecureTransport"]["Effect"] == "Deny"
+
+
+def test_archive_bucket_lifecycle(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    rules = {
+        r["Id"]: r for r in props(resources, "ArchiveBucket")["LifecycleConfiguration"]["Rules"]
+    }
+    assert rules["AbortIncompleteMultipartUploads"]["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": 1
+    }
+    colder = rules["ColderStorageForRecordings"]
+    assert colder["Prefix"] == "recordings/"
+    condition, with_cold, without_cold = colder["Transitions"]["Fn::If"]
+    assert condition == "HasColdTransition"
+    ia = {"StorageClass": "STANDARD_IA", "TransitionInDays": {"Ref": "ArchiveTransitionToIaDays"}}
+    assert with_cold == [
+        ia,
+        {
+            "StorageClass": {"Ref": "ArchiveColdStorageClass"},
+            "TransitionInDays": {"Ref": "ArchiveTransitionToGlacierDays"},
+        },
+    ]
+    assert without_cold == [ia]
+    assert rules["ExpireNoncurrentVersions"]["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": {"Ref": "NoncurrentVersionExpirationDays"}
+    }
+    assert all(r["Status"] == "Enabled" for r in rules.values())
+    params = template["Parameters"]
+    assert params["ArchiveTransitionToIaDays"]["MinValue"] == 30  # S3's minimum for IA
+    assert params["ArchiveColdStorageClass"]["AllowedValues"] == [
+        "GLACIER_IR",
+        "GLACIER",
+        "DEEP_ARCHIVE",
+    ]
+
+
+def test_archive_bucket_object_lock_is_optional_governance(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    bucket = props(resources, "ArchiveBucket")
+    assert bucket["ObjectLockEnabled"] == {
+        "Fn::If": ["UseObjectLock", True, {"Ref": "AWS::NoValue"}]
+    }
+    condition, config_, otherwise = bucket["ObjectLockConfiguration"]["Fn::If"]
+    assert condition == "UseObjectLock"
+    assert config_["Rule"]["DefaultRetention"] == {
+        "Mode": "GOVERNANCE",
+        "Days": {"Ref": "ObjectLockRetentionDays"},
+    }
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    assert template["Conditions"]["UseObjectLock"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ObjectLockRetentionDays"}, "0"]}]
+    }
+
+
+def test_archive_bucket_policy_denies_plain_http_and_foreign_encryption(
+    resources: dict[str, Any],
+) -> None:
+    policy = props(resources, "ArchiveBucketPolicy")
+    assert policy["Bucket"] == {"Ref": "ArchiveBucket"}
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert all(s["Effect"] == "Deny" and s["Principal"] == "*" for s in statements.values())
+    tls = statements["DenyInsecureTransport"]
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert tls["Resource"] == [
+        {"Fn::GetAtt": ["ArchiveBucket", "Arn"]},
+        {"Fn::Sub": "${ArchiveBucket.Arn}/*"},
+    ]
+    # "Header present and wrong": a missing header (UploadPart, CompleteMultipartUpload) passes
+    # and the object gets the bucket's default encryption, which is the same key.
+    sse = statements["DenyEncryptionOtherThanKms"]
+    assert sse["Action"] == "s3:PutObject"
+    assert sse["Condition"] == {
+        "Null": {"s3:x-amz-server-side-encryption": "false"},
+        "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+    }
+    key = statements["DenyKmsKeyOtherThanDataKey"]
+    assert key["Condition"] == {
+        "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+        "StringNotEquals": {
+            "s3:x-amz-server-side-encryption-aws-kms-key-id": {"Fn::GetAtt": ["DataKey", "Arn"]}
+        },
+    }
+    assert statements["DenyCustomerProvidedKeys"]["Condition"] == {
+        "Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}
+    }
+    # No IfExists operator in a Deny: a missing key would make it deny every multipart part.
+    assert "IfExists" not in json.dumps(policy)
+
+
+# --------------------------------------------------------------------------------------------
+# Functions
+# --------------------------------------------------------------------------------------------
+
+
+def test_functions_share_the_code_root_runtime_and_architecture(template: dict[str, Any]) -> None:
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.13"
+    assert globals_["Architectures"] == ["arm64"]
+    assert globals_["CodeUri"] == "functions/"
+    assert "Tracing" not in globals_
+    assert (ROOT / globals_["CodeUri"] / "recording_archive" / "__init__.py").is_file()
+    functions = {
+        k for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"
+    }
+    assert functions == set(FUNCTIONS)
+    for name in FUNCTIONS:
+        own = props(template["Resources"], name)
+        assert own.get("Runtime", globals_["Runtime"]) == "python3.13", name
+        assert own.get("Architectures", globals_["Architectures"]) == ["arm64"], name
+        assert own.get("CodeUri", globals_["CodeUri"]) == "functions/", name
+        assert "Layers" not in own, name
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_handler_paths(resources: dict[str, Any], function: str) -> None:
+    handler = props(resources, function)["Handler"]
+    assert handler == HANDLERS[function]
+    assert re.fullmatch(r"recording_archive\.handlers\.[a-z_]+\.lambda_handler", handler)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_environment_matches_the_settings_class(template: dict[str, Any], function: str) -> None:
+    """Every variable is a field of the function's settings; every required field is set."""
+    env = props(template["Resources"], function)["Environment"]["Variables"]
+    fields = SETTINGS[function].model_fields
+    names = {name.upper() for name in fields}
+    assert set(env) <= names, set(env) - names
+    required = {name.upper() for name, field in fields.items() if field.is_required()}
+    assert required <= set(env), required - set(env)
+    globals_env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert globals_env == {
+        "POWERTOOLS_SERVICE_NAME": observability.SERVICE,
+        "POWERTOOLS_METRICS_NAMESPACE": observability.NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def test_environment_values(resources: dict[str, Any]) -> None:
+    callback = props(resources, "CallbackFunction")["Environment"]["Variables"]
+    assert callback == {
+        "EVENTS_TABLE_NAME": {"Ref": "EventsTable"},
+        "RETENTION_DAYS": {"Ref": "EventRetentionDays"},
+        "AUTH_SECRET_ID": {
+            "Fn::If": ["CreateAuthSecret", {"Ref": "AuthSecret"}, {"Ref": "AuthSecretArn"}]
+        },
+        "FALLBACK_QUEUE_URL": {"Ref": "FallbackQueue"},
+        "PUBLIC_CALLBACK_URL": {"Ref": "PublicCallbackUrl"},
+    }
+    archive = props(resources, "ArchiveFunction")["Environment"]["Variables"]
+    assert archive["ARCHIVE_KMS_KEY_ID"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    assert archive["ARCHIVE_BUCKET_OWNER"] == {"Ref": "AWS::AccountId"}
+    assert archive["ARCHIVE_BUCKET_NAME"] == {"Ref": "ArchiveBucket"}
+    sweeper = props(resources, "SweeperFunction")["Environment"]["Variables"]
+    assert {k: v for k, v in sweeper.items() if not k.startswith("SWEEP_")} == archive
+    assert sweeper["SWEEP_GRACE_SECONDS"] == {"Ref": "SweepGraceSeconds"}
+    assert sweeper["SWEEP_MAX_ATTEMPTS"] == {"Ref": "SweepMaxAttempts"}
+
+
+def test_callback_routes_and_api(resources: dict[str, Any]) -> None:
+    function = props(resources, "CallbackFunction")
+    routes = {
+        (e["Properties"]["Method"], e["Properties"]["Path"])
+        for e in function["Events"].values()
+        if e["Type"] == "HttpApi"
+    }
+    assert routes == {
+        ("POST", "/callbacks/recording"),
+        ("GET", "/callbacks/recording"),
+        ("ANY", "/callbacks/recording"),  # answered 405 by the function
+    }
+    for event in function["Events"].values():
+        assert event["Properties"]["ApiId"] == {"Ref": "CallbackApi"}
+        assert event["Properties"]["PayloadFormatVersion"] == "2.0"
+    assert function["Timeout"] < 30  # API Gateway's integration limit
+    api = props(resources, "CallbackApi")
+    assert api["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+        "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+    }
+    assert "CorsConfiguration" not in api
+    access_logs = api["AccessLogSettings"]
+    assert access_logs["DestinationArn"] == {"Fn::GetAtt": ["CallbackApiAccessLogGroup", "Arn"]}
+    log_format = json.loads(access_logs["Format"])
+    # A GET callback carries phone numbers in its query string: never in the access log.
+    assert not any("querystring" in v.lower() or "header" in v.lower() for v in log_format.values())
+    assert "PublicCallbackUrl" not in json.dumps(api)  # the API does not depend on the function
+
+
+def test_archive_stream_event_source(resources: dict[str, Any]) -> None:
+    events = props(resources, "ArchiveFunction")["Events"]
+    (event,) = events.values()
+    assert event["Type"] == "DynamoDB"
+    p = event["Properties"]
+    assert p["Stream"] == {"Fn::GetAtt": ["EventsTable", "StreamArn"]}
+    assert p["StartingPosition"] == "TRIM_HORIZON"
+    assert p["BatchSize"] == 10
+    assert p["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert p["BisectBatchOnFunctionError"] is True
+    assert p["MaximumRetryAttempts"] == 3
+    assert p["MaximumRecordAgeInSeconds"] == 3600
+    assert p["DestinationConfig"] == {
+        "OnFailure": {"Type": "SQS", "Destination": {"Fn::GetAtt": ["ArchiveFailureQueue", "Arn"]}}
+    }
+    (only,) = p["FilterCriteria"]["Filters"]
+    assert json.loads(only["Pattern"]) == {
+        "eventName": ["INSERT"],
+        "dynamodb": {"NewImage": {"EventName": {"S": ["SessionRecordingCompleted"]}}},
+    }
+    assert stream_filter_patterns("ArchiveFunction", TEMPLATE_PATH) == [json.loads(only["Pattern"])]
+    archive = props(resources, "ArchiveFunction")
+    assert archive["Timeout"] == 900
+    assert archive["MemorySize"] == 256
+
+
+def test_sweeper_schedule(resources: dict[str, Any], template: dict[str, Any]) -> None:
+    sweeper = props(resources, "SweeperFunction")
+    (event,) = sweeper["Events"].values()
+    assert event["Type"] in {"Schedule", "ScheduleV2"}
+    key = "Schedule" if event["Type"] == "Schedule" else "ScheduleExpression"
+    assert event["Properties"][key] == {"Ref": "SweepSchedule"}
+    assert template["Parameters"]["SweepSchedule"]["Default"] == "rate(15 minutes)"
+    assert sweeper["Timeout"] == 900
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_log_group_has_retention_and_kms(resources: dict[str, Any], function: str) -> None:
+    log_group_id = props(resources, function)["LoggingConfig"]["LogGroup"]["Ref"]
+    group = props(resources, log_group_id)
+    assert resources[log_group_id]["Type"] == "AWS::Logs::LogGroup"
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert group["KmsKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    assert group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{function}"}
+
+
+def test_every_log_group_is_encrypted_with_retention(resources: dict[str, Any]) -> None:
+    groups = [k for k, v in resources.items() if v["Type"] == "AWS::Logs::LogGroup"]
+    assert len(groups) == len(FUNCTIONS) + 1  # + the API's access logs
+    for logical_id in groups:
+        assert props(resources, logical_id)["KmsKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+        assert props(resources, logical_id)["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+# --------------------------------------------------------------------------------------------
+# Least privilege
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_role_grants_exactly_the_expected_actions_on_own_resources(
+    resources: dict[str, Any], function: str
+) -> None:
+    grants: dict[str, set[str]] = {}
+    for statement in role_statements(resources, function):
+        assert statement["Effect"] == "Allow"
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, action
+            for resource in as_list(statement["Resource"]):
+                grants.setdefault(action, set()).add(canonical(resource))
+    assert grants == EXPECTED_GRANTS[function]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_role_is_the_functions_own(resources: dict[str, Any], function: str) -> None:
+    function_props = props(resources, function)
+    assert "Policies" not in function_props  # SAM would add managed policies to its own role
+    role_id = function_props["Role"]["Fn::GetAtt"][0]
+    assert role_id == f"{function}Role"
+    role = props(resources, role_id)
+    assert "ManagedPolicyArns" not in role
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust == {
+        "Effect": "Allow",
+        "Principal": {"Service": "lambda.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }
+
+
+def test_no_wildcard_resources_and_no_managed_policies_anywhere(
+    resources: dict[str, Any],
+) -> None:
+    roles = [k for k, v in resources.items() if v["Type"] == "AWS::IAM::Role"]
+    assert sorted(roles) == sorted(f"{f}Role" for f in FUNCTIONS)
+    assert not [
+        k
+        for k, v in resources.items()
+        if v["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::User"}
+    ]
+    function_ids = set(FUNCTIONS)
+    for function in FUNCTIONS:
+        own_others = function_ids - {function}
+        for statement in role_statements(resources, function):
+            for resource in as_list(statement["Resource"]):
+                text = canonical(resource)
+                assert text != "*"
+                # A string resource must start from one of the stack's own resources.
+                if isinstance(resource, Mapping) and "Fn::Sub" in resource:
+                    assert text.startswith("${") and not text.startswith("${AWS::"), text
+                assert not references(resource) & own_others
+
+
+# --------------------------------------------------------------------------------------------
+# Alarms, outputs, parameters, scanners
+# --------------------------------------------------------------------------------------------
+
+
+def test_alarms(resources: dict[str, Any]) -> None:
+    alarms = {
+        k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    for name, alarm in alarms.items():
+        assert alarm["TreatMissingData"] == "notBreaching", name
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+    custom = {
+        a["MetricName"]: a for a in alarms.values() if a["Namespace"] == observability.NAMESPACE
+    }
+    assert set(custom) == {"RecordingsFailed", "SessionRecordingFailedReceived", "ArchiveConflicts"}
+    for alarm in custom.values():
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": observability.SERVICE}]
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["Threshold"] == 1
+    queues = {
+        a["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for a in alarms.values()
+        if a["Namespace"] == "AWS/SQS"
+    }
+    assert queues == {"ArchiveFailureQueue", "FallbackDeadLetterQueue"}
+    errors = {
+        a["Dimensions"][0]["Value"]["Ref"]
+        for a in alarms.values()
+        if a["Namespace"] == "AWS/Lambda" and a["MetricName"] == "Errors"
+    }
+    assert errors == set(FUNCTIONS)
+    subscription = resources["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    for name in (
+        "CallbackUrl",
+        "EventsTableName",
+        "ArchiveBucketName",
+        "AuthSecretArn",
+        "FallbackQueueUrl",
+        "ArchiveFailureQueueUrl",
+        "DataKeyArn",
+    ):
+        assert name in outputs, name
+    assert outputs["CallbackUrl"]["Value"] == {
+        "Fn::Sub": (
+            "https://${CallbackApi}.execute-api.${AWS::Region}.amazonaws.com"
+            f"{config.CALLBACK_PATH}"
+        )
+    }
+    assert outputs["EventsTableName"]["Value"] == {"Ref": "EventsTable"}
+    assert outputs["ArchiveBucketName"]["Value"] == {"Ref": "ArchiveBucket"}
+
+
+def test_parameter_defaults(template: dict[str, Any]) -> None:
+    defaults = {k: v.get("Default") for k, v in template["Parameters"].items()}
+    assert defaults == {
+        "AuthSecretArn": "",
+        "PublicCallbackUrl": "",
+        "ThrottlingBurstLimit": 200,
+        "ThrottlingRateLimit": 100,
+        "EventRetentionDays": 0,
+        "MediaAllowedHosts": ",".join(config.DEFAULT_MEDIA_HOSTS),
+        "MediaAuth": "false",
+        "SweepSchedule": "rate(15 minutes)",
+        "SweepGraceSeconds": 600,
+        "SweepMaxAttempts": 8,
+        "ArchiveTransitionToIaDays": 30,
+        "ArchiveTransitionToGlacierDays": 180,
+        "ArchiveColdStorageClass": "GLACIER_IR",
+        "NoncurrentVersionExpirationDays": 30,
+        "ObjectLockRetentionDays": 0,
+        "LogRetentionDays": 90,
+        "AlarmEmail": "",
+    }
+    # The defaults agree with the code's own defaults.
+    assert (
+        defaults["SweepGraceSeconds"]
+        == config.SweeperSettings.model_fields["sweep_grace_seconds"].default
+    )
+    assert (
+        defaults["SweepMaxAttempts"]
+        == config.SweeperSettings.model_fields["sweep_max_attempts"].default
+    )
+
+
+def test_every_checkov_skip_has_a_written_reason(resources: dict[str, Any]) -> None:
+    skips = [
+        (logical_id, skip["id"], skip.get("comment", ""))
+        for logical_id, resource in resources.items()
+        for skip in ((resource.get("Metadata") or {}).get("checkov") or {}).get("skip", [])
+    ]
+    text = TEMPLATE_PATH.read_text(encoding="utf-8")
+    skips += [
+        ("comment", m.group(1), m.group(2) or "")
+        for m in re.finditer(r"checkov:skip=\s*([A-Za-z_0-9]+)(?::([^\n]*))?", text)
+    ]
+    assert len(skips) >= 14, "expected the documented skips (concurrency, DLQ, VPC, log bucket)"
+    for where, check_id, reason in skips:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", check_id), (where, check_id)
+        assert len(reason.split()) >= 8, (where, check_id)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_functions_share_one_sam_build(resources: dict[str, Any], function: str) -> None:
+    """SAM builds a shared CodeUri once only if the functions' Metadata are equal (none)."""
+    assert "Metadata" not in resources[function]
+
+
+def test_every_reference_resolves(template: dict[str, Any]) -> None:
+    """Every Ref/GetAtt/Sub names a parameter, a resource, or a pseudo parameter."""
+    known = set(template["Parameters"]) | set(template["Resources"])
+    known |= {"AWS::Region", "AWS::AccountId", "AWS::StackName", "AWS::Partition", "AWS::NoValue"}
+    referenced = references(template["Resources"]) | references(template["Outputs"])
+    assert referenced <= known, referenced - known
