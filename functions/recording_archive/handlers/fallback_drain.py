@@ -1,0 +1,66 @@
+"""FallbackDrainFunction: writes events that the callback could not store into the table.
+
+Trigger: the encrypted SQS fallback queue (ReportBatchItemFailures). Settings: EVENTS_TABLE_NAME.
+Permissions: dynamodb:PutItem/UpdateItem on the events table; sqs receive/delete on the queue.
+Semantics: the same idempotent `put_new` as the callback, so a message delivered twice, or an
+event that did reach the table before the callback gave up on it, is stored once. A message that
+fails (table still down) is returned as a batch item failure and retried by SQS; after
+maxReceiveCount it lands in the dead-letter queue, which alarms. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from recording_archive.config import table_settings
+from recording_archive.dal.aws import dynamodb_client
+from recording_archive.dal.events_table import PutOutcome, RecordingEventStore
+from recording_archive.dal.fallback_queue import decode_message
+from recording_archive.models import item as f
+from recording_archive.observability import logger, metrics
+
+# Report failures item by item even when all fail (Powertools would raise for a whole-batch
+# failure; the answer is the same for SQS, but the partial response is clearer in tests).
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+@cache
+def default_store() -> RecordingEventStore:
+    return RecordingEventStore(dynamodb_client(), table_settings().events_table_name)
+
+
+def drain_record(record: SQSRecord, store: RecordingEventStore | None = None) -> PutOutcome:
+    item = decode_message(record.body)
+    item[f.SOURCE] = f.Source.FALLBACK.value
+    outcome = (store or default_store()).put_new(item)
+    metrics.add_metric(name="FallbackDrained", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "fallback event %s",
+        outcome.value,
+        extra={
+            "session_uuid": item.get(f.SESSION_UUID),
+            "sequence_number": str(item.get(f.SEQUENCE_NUMBER)),
+            "event_name": item.get(f.EVENT_NAME),
+        },
+    )
+    return outcome
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return dict(
+        process_partial_response(
+            event=event, record_handler=drain_record, processor=processor, context=context
+        )
+    )

@@ -1,0 +1,249 @@
+"""CallbackFunction: Plivo recording callbacks, verified and stored durably.
+
+Trigger: API Gateway HTTP API (payload format 2.0), `POST` and `GET /callbacks/recording`.
+Settings: EVENTS_TABLE_NAME, AUTH_SECRET_ID, FALLBACK_QUEUE_URL, PUBLIC_CALLBACK_URL (optional:
+the URL exactly as configured in Plivo; by default the API's own URL from the request context),
+RETENTION_DAYS, MEDIA_ALLOW_LOOPBACK (local stack only).
+Permissions: dynamodb:PutItem/UpdateItem on the events table, sqs:SendMessage on the fallback
+queue, secretsmanager:GetSecretValue on the auth secret, kms for both.
+Answers (JSON): 200 stored, duplicate, conflict (kept on the item) or queued (fallback queue);
+400 malformed body; 401 signature headers missing; 403 signature wrong or no token configured;
+405 other methods; 413 body over 64 KiB; 415 other content types; 422 schema violation naming the
+fields; 503 only when neither the table nor the fallback queue took the event. Nothing is
+written for a rejected request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from recording_archive.config import CALLBACK_PATH, CallbackSettings, callback_settings
+from recording_archive.dal.auth_secret import (
+    PlivoCredentials,
+    SecretUnavailableError,
+    load_credentials,
+)
+from recording_archive.dal.aws import dynamodb_client, sqs_client
+from recording_archive.dal.events_table import RecordingEventStore
+from recording_archive.dal.fallback_queue import FallbackQueue
+from recording_archive.logic.callback_request import (
+    decode_request,
+    validate_callback,
+    verify_request,
+)
+from recording_archive.logic.store_callback import (
+    EventStore,
+    Fallback,
+    StoreResult,
+    build_item,
+    store_event,
+)
+from recording_archive.models import item as f
+from recording_archive.models.errors import (
+    CallbackRejectedError,
+    CallbackValidationError,
+    FallbackUnavailableError,
+    MalformedBodyError,
+    SignatureInvalidError,
+)
+from recording_archive.observability import NAMESPACE, SERVICE, logger, masked_fields, metrics
+
+app = APIGatewayHttpResolver()
+
+
+@dataclass(frozen=True)
+class CallbackDependencies:
+    settings: CallbackSettings
+    store: EventStore
+    fallback: Fallback
+    credentials: Any  # () -> PlivoCredentials
+
+
+@cache
+def default_dependencies() -> CallbackDependencies:
+    settings = callback_settings()
+    return CallbackDependencies(
+        settings=settings,
+        store=RecordingEventStore(dynamodb_client(), settings.events_table_name),
+        fallback=FallbackQueue(sqs_client(), settings.fallback_queue_url),
+        credentials=lambda: load_credentials(
+            settings.auth_secret_id, max_age=settings.secret_max_age_seconds
+        ),
+    )
+
+
+_deps: CallbackDependencies | None = None
+
+# A signature has no timestamp, so a captured request can be replayed; storage is idempotent,
+# which makes a replay harmless. This small per-environment memory only makes replays visible.
+_recent_nonces: OrderedDict[tuple[str, str], None] = OrderedDict()
+_RECENT_NONCES_MAX = 4096
+
+
+def _seen_before(nonce: str, signatures: tuple[str, ...]) -> bool:
+    key = (nonce, ",".join(signatures))
+    if key in _recent_nonces:
+        _recent_nonces.move_to_end(key)
+        return True
+    _recent_nonces[key] = None
+    if len(_recent_nonces) > _RECENT_NONCES_MAX:
+        _recent_nonces.popitem(last=False)
+    return False
+
+
+def public_callback_url(settings: CallbackSettings, event: APIGatewayProxyEventV2) -> str:
+    """The URL Plivo signed: configured exactly, or the API's own URL from the request context.
+
+    The request context's domain name and stage are set by API Gateway (it routes only its own
+    domains), unlike Host or X-Forwarded-* headers, which a client controls and which are never
+    read here.
+    """
+    if settings.public_callback_url:
+        return settings.public_callback_url
+    ctx = event.request_context
+    domain = ctx.domain_name or (
+        f"{ctx.api_id}.execute-api.{settings.aws_region or os.environ.get('AWS_REGION', '')}"
+        ".amazonaws.com"
+    )
+    stage = ctx.stage or "$default"
+    prefix = "" if stage == "$default" or ".execute-api." not in domain else f"/{stage}"
+    return f"https://{domain}{prefix}{CALLBACK_PATH}"
+
+
+def _json(status: int, body: dict[str, Any]) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def _count(name: str, **dimensions: str) -> None:
+    """One count; with extra dimensions it is emitted on its own (the service dimension kept)."""
+    if not dimensions:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+        return
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=NAMESPACE,
+        default_dimensions={"service": SERVICE},
+    ) as m:
+        for key, value in dimensions.items():
+            m.add_dimension(name=key, value=value)
+
+
+def _body_bytes(event: APIGatewayProxyEventV2) -> bytes:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise MalformedBodyError("body is not valid base64") from exc
+    return body.encode("utf-8", errors="surrogatepass")
+
+
+@app.route(CALLBACK_PATH, method=["POST", "GET"])
+def receive_callback() -> Response[Any]:
+    deps = _deps or default_dependencies()
+    event = app.current_event
+    method = event.request_context.http.method.upper()
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    request = decode_request(method, headers, _body_bytes(event), event.raw_query_string or "")
+
+    try:
+        credentials: PlivoCredentials = deps.credentials()
+    except SecretUnavailableError:
+        logger.error("auth secret unavailable: callback cannot be verified")
+        _count("SignatureUnverifiable")
+        return _json(503, {"error": "unavailable", "message": "signature cannot be verified now"})
+    verify_request(request, public_callback_url(deps.settings, event), credentials.auth_tokens)
+    if _seen_before(request.nonce, request.signatures):
+        logger.warning("signed request seen before (replay or retry)")
+        _count("CallbackReplaySeen")
+
+    callback = validate_callback(request, allow_loopback_http=deps.settings.media_allow_loopback)
+    logger.set_correlation_id(str(callback.SessionUUID))
+    item = build_item(
+        callback,
+        request,
+        received_at=datetime.now(UTC),
+        retention_days=deps.settings.retention_days,
+    )
+    try:
+        result = store_event(item, deps.store, deps.fallback)
+    except FallbackUnavailableError:
+        logger.error("event lost unless Plivo retries: table and fallback queue both failed")
+        _count("CallbackStoreFailed")
+        return _json(503, {"error": "unavailable", "message": "event could not be stored"})
+
+    event_name = callback.EventName if callback.EventName in f.KNOWN_EVENTS else "Other"
+    if result is StoreResult.DUPLICATE:
+        _count("CallbackDuplicate")
+    elif result is StoreResult.CONFLICT:
+        _count("CallbackConflict")
+        logger.warning("different payload for an existing event kept on its item")
+    else:
+        if result is StoreResult.QUEUED:
+            _count("CallbackFallbackQueued")
+            logger.warning("table unavailable: event sent to the fallback queue")
+        _count("CallbackAccepted", EventName=event_name)
+        if callback.EventName == f.EVENT_FAILED:
+            _count("SessionRecordingFailedReceived")
+    logger.info(
+        "callback %s",
+        result.value,
+        extra={
+            "event_name": callback.EventName,
+            "sequence_number": callback.SequenceNumber,
+            "recording_uuid": callback.RecordingUUID,
+            "attributes": masked_fields(
+                {k: v for k, v in request.params.items() if k in ("From", "To", "VirtualNumber")}
+            ),
+        },
+    )
+    return _json(
+        200,
+        {
+            "status": result.value,
+            "sessionUUID": str(callback.SessionUUID),
+            "sequenceNumber": callback.SequenceNumber,
+        },
+    )
+
+
+@app.route(CALLBACK_PATH, method=["PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+def other_methods() -> Response[Any]:
+    return _json(405, {"error": "method_not_allowed", "message": "use POST or GET"})
+
+
+@app.exception_handler(CallbackRejectedError)  # type: ignore[untyped-decorator]
+def rejected(exc: CallbackRejectedError) -> Response[Any]:
+    body: dict[str, Any] = {"error": exc.code, "message": exc.message}
+    if isinstance(exc, CallbackValidationError):
+        body["fields"] = exc.fields
+        _count("CallbackInvalid")
+    elif isinstance(exc, SignatureInvalidError) or exc.status == 401:
+        _count("SignatureRejected")
+    logger.info("callback rejected", extra={"status": exc.status, "reason": exc.code})
+    return _json(exc.status, body)
+
+
+@app.not_found
+def not_found(_exc: Exception) -> Response[Any]:
+    return _json(404, {"error": "not_found", "message": f"the only route is {CALLBACK_PATH}"})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

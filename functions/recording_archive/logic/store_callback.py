@@ -1,0 +1,114 @@
+"""Use case: make a verified callback durable before it is answered.
+
+Plivo does not retry a 5xx answer by default, so an answer of 5xx can lose the event for good.
+Hence: table first; if the table fails after the SDK's retries, the fallback queue (drained into
+the table later by FallbackDrainFunction with the same idempotent write); only if both fail does
+the caller answer 503.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+
+from recording_archive.dal.events_table import PutOutcome
+from recording_archive.logic.callback_request import CallbackRequest
+from recording_archive.models import item as f
+from recording_archive.models.callback import RecordingCallback
+from recording_archive.models.errors import EventStoreUnavailableError
+
+
+class EventStore(Protocol):
+    def put_new(self, item: dict[str, Any]) -> PutOutcome: ...
+
+
+class Fallback(Protocol):
+    def send(self, item: dict[str, Any]) -> str: ...
+
+
+class StoreResult(StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    QUEUED = "queued"
+
+
+@dataclass(frozen=True)
+class Stored:
+    result: StoreResult
+    item: dict[str, Any]
+
+
+def iso(ts: datetime) -> str:
+    return ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def payload_sha256(params: dict[str, Any]) -> str:
+    """Hash of the payload independent of key order: a repeat of the same callback matches."""
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def build_item(
+    callback: RecordingCallback,
+    request: CallbackRequest,
+    *,
+    received_at: datetime,
+    retention_days: int,
+    source: f.Source = f.Source.CALLBACK,
+) -> dict[str, Any]:
+    """The persistence item: every attribute as received, the parsed fields, the raw payload."""
+    item: dict[str, Any] = {
+        f.SESSION_UUID: str(callback.SessionUUID),
+        f.SEQUENCE_NUMBER: callback.SequenceNumber,
+        f.EVENT_NAME: callback.EventName,
+        f.PAYLOAD: request.params,
+        f.RAW_BODY: request.raw,
+        f.PAYLOAD_SHA256: payload_sha256(request.params),
+        f.RECEIVED_AT: iso(received_at),
+        f.SOURCE: source.value,
+        f.METHOD: request.method,
+        f.CONTENT_TYPE: request.content_type,
+    }
+    if callback.RecordingUUID:
+        item[f.RECORDING_UUID] = callback.RecordingUUID
+    if callback.RecordingURL:
+        item[f.RECORDING_URL] = callback.RecordingURL
+    if callback.RecordingDuration is not None:
+        item[f.RECORDING_DURATION_SECONDS] = callback.RecordingDuration
+    ext = callback.recording_ext
+    if ext:
+        item[f.RECORDING_EXT] = ext
+    for name, ts in callback.parsed_times().items():
+        item[name] = iso(ts)
+    if retention_days > 0:
+        item[f.EXPIRES_AT] = int((received_at + timedelta(days=retention_days)).timestamp())
+    if callback.EventName == f.EVENT_COMPLETED:
+        # Pending from the moment it is stored until archived: the sparse ArchiveQueueIndex.
+        item[f.ARCHIVE_STATUS] = f.ArchiveStatus.PENDING.value
+        item[f.ARCHIVE_QUEUE] = f.ArchiveStatus.PENDING.value
+        item[f.ARCHIVE_DUE_AT] = int(received_at.timestamp())
+        item[f.ARCHIVE_ATTEMPTS] = 0
+    return item
+
+
+def store_event(item: dict[str, Any], store: EventStore, fallback: Fallback) -> StoreResult:
+    """Durable before it returns; raises FallbackUnavailableError if neither place took it."""
+    try:
+        outcome = store.put_new(item)
+    except EventStoreUnavailableError:
+        fallback.send(item)
+        return StoreResult.QUEUED
+    return StoreResult(outcome.value)
+
+
+def json_safe(value: Any) -> Any:
+    """Decimals as numbers for JSON answers and logs."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
