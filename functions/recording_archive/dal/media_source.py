@@ -1,0 +1,537 @@
+"""Streaming download of a recording from Plivo's media host, safe against SSRF.
+
+The RecordingURL comes from a callback: whoever can make one arrive (a leaked auth token, a
+replay, a bug) chooses the URL this function fetches from inside the AWS account. So, before any
+connection: https only, no userinfo, a DNS name on the allow-list (IDNA-normalised; IP literals
+refused in every spelling), port 443, and every address the name resolves to must be global
+unicast (no loopback, private, link-local incl. 169.254.169.254, CGNAT, multicast, reserved, or
+those embedded in IPv6). The connection then goes to the vetted address itself (TLS still checks
+the certificate against the name), so DNS rebinding between check and connect cannot swap it.
+Redirects are followed by hand, each target vetted the same way; credentials go to the original
+host only.
+
+A recording may be missing for a few seconds after the Completed callback, so 404, 429, 5xx and
+connection failures before the first body byte are retried with exponential backoff and full
+jitter inside `retry_budget` seconds; then `MediaUnavailableError` (the record is retried later).
+Refusals (`MediaRefusedError`) are never retried. `allow_loopback` exists for the local stack only.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import ipaddress
+import random
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urljoin, urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    HTTPError,
+    IncompleteRead,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.util.wait import wait_for_read
+
+from recording_archive.models.errors import (
+    MediaIntegrityError,
+    MediaRefusedError,
+    MediaUnavailableError,
+)
+
+Resolver = Callable[[str, int], list[str]]
+
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+_RETRYABLE_CODES = frozenset({404, 408, 425, 429})
+_BACKOFF_BASE = 0.5
+_BACKOFF_CAP = 8.0
+_READ_CHUNK = 1024 * 1024
+_USER_AGENT = "plivo-recording-archive/1"
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+_jitter = random.SystemRandom()
+
+
+@dataclass(frozen=True)
+class MediaPolicy:
+    # "media.plivo.com" matches that name only; "*.media.plivo.com" any sub-domain (not the apex).
+    allowed_hosts: tuple[str, ...]
+    # Local development only: http:// and loopback names/addresses become allowed, any port.
+    allow_loopback: bool = False
+    connect_timeout: float = 3.0
+    read_timeout: float = 20.0
+    retry_budget: float = 30.0
+    max_redirects: int = 3
+    basic_auth: tuple[str, str] | None = None  # (auth_id, auth_token)
+    max_url_length: int = 2048
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: str
+    scheme: str
+    host: str  # normalised DNS name (or loopback literal in loopback mode)
+    port: int
+    request_path: str
+    addresses: tuple[str, ...]
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        return (self.scheme, self.host, self.port)
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        name = f"[{self.host}]" if ":" in self.host else self.host
+        return name if self.port == default else f"{name}:{self.port}"
+
+
+def _refuse(message: str) -> MediaRefusedError:
+    return MediaRefusedError(message)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def _is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Global unicast only. `is_global` alone lets multicast and IPv6-embedded IPv4 through."""
+    if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = _embedded_ipv4(ip)
+        if inner is not None:
+            return _is_public(inner)
+    return True
+
+
+def _is_loopback(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
+def _looks_numeric(host: str) -> bool:
+    """IPv4 in any spelling inet_aton accepts (2130706433, 0x7f.1, 0177.0.0.1, 127.1), and any
+    name whose last label is numeric (the URL standard parses those as IPv4)."""
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        pass
+    else:
+        return True
+    last = host.rsplit(".", 1)[-1]
+    return last.isdigit() or (
+        last.startswith("0x") and all(c in "0123456789abcdef" for c in last[2:])
+    )
+
+
+def _normalise_host(raw: str) -> str:
+    """IDNA-encode, lower-case, strip one trailing dot; refuse anything not a DNS name."""
+    host = raw.rstrip(".") if raw.endswith(".") and not raw.endswith("..") else raw
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise _refuse("media URL host is not a valid host name") from exc
+    if not ascii_host or len(ascii_host) > 253:
+        raise _refuse("media URL host is not a valid host name")
+    for label in ascii_host.split("."):
+        if (
+            not 1 <= len(label) <= 63
+            or not set(label) <= _LABEL_CHARS
+            or label.startswith("-")
+            or label.endswith("-")
+        ):
+            raise _refuse("media URL host is not a valid host name")
+    return ascii_host
+
+
+def _listed_name(name: str) -> str:
+    """An allow-list entry in the form hosts are compared in (IDNA, lower-case, no end dot)."""
+    try:
+        return _normalise_host(name.strip())
+    except MediaRefusedError:
+        return name.strip().lower().rstrip(".")
+
+
+def _default_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]).split("%", 1)[0] for info in infos]
+
+
+def _retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+class _RetryableError(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class MediaStream:
+    """The body of one 200 answer, read raw (no content decoding), with its length enforced."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse, final_url: str) -> None:
+        self._response = response
+        self.final_url = final_url
+        self.content_type: str | None = response.headers.get("Content-Type")
+        length = response.headers.get("Content-Length")
+        self.content_length: int | None = int(length) if length and length.isdigit() else None
+        self.bytes_read = 0
+        self._done = False
+        self._reusable = False
+        # urllib3 hands the connection back to its pool as soon as the body is complete: keep
+        # the socket to look for bytes sent beyond Content-Length.
+        self._sock = getattr(getattr(response, "connection", None), "sock", None)
+
+    def read(self, n: int) -> bytes:
+        """Up to `n` bytes (at most 1 MiB a call); b"" once the body is complete."""
+        if self._done or n <= 0:
+            return b""
+        try:
+            data = self._response.read(min(n, _READ_CHUNK), decode_content=False)
+        except ReadTimeoutError as exc:
+            raise MediaUnavailableError(
+                "media host stopped sending mid-body (read timeout)"
+            ) from exc
+        except (ProtocolError, IncompleteRead) as exc:
+            if self._is_short_close(exc):
+                raise MediaIntegrityError("media body ended before its Content-Length") from exc
+            raise MediaUnavailableError("media connection broken mid-body") from exc
+        except HTTPError as exc:
+            raise MediaUnavailableError("media connection failed mid-body") from exc
+        self.bytes_read += len(data)
+        if self.content_length is not None and self.bytes_read > self.content_length:
+            raise MediaIntegrityError("media body is longer than its Content-Length")
+        if not data:
+            self._done = True
+            if self.content_length is not None and self.bytes_read != self.content_length:
+                raise MediaIntegrityError("media body ended before its Content-Length")
+            self._check_no_trailing_bytes()
+            self._reusable = self.content_length is not None
+        return data
+
+    def _is_short_close(self, exc: BaseException) -> bool:
+        """A clean close before Content-Length (IncompleteRead), unlike a reset or timeout."""
+        seen: BaseException | None = exc
+        while seen is not None:
+            if isinstance(seen, IncompleteRead | ConnectionResetError):
+                return isinstance(seen, IncompleteRead)
+            for arg in getattr(seen, "args", ()):
+                if isinstance(arg, ConnectionResetError):
+                    return False
+                if isinstance(arg, IncompleteRead):
+                    return True
+            seen = seen.__cause__ or seen.__context__
+        return False
+
+    def _check_no_trailing_bytes(self) -> None:
+        """HTTP framing ends the message at Content-Length; bytes still waiting on the socket
+        after it mean the server sent more than it declared: best effort, without blocking."""
+        if self.content_length is None:
+            return
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            if isinstance(sock, ssl.SSLSocket):
+                # Decrypted bytes already buffered by TLS (recv flags are not allowed on TLS).
+                extra = b"x" if sock.pending() > 0 else b""
+            elif wait_for_read(sock, timeout=0.0):
+                extra = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            else:
+                return
+        except (OSError, ValueError):
+            return
+        if extra:
+            raise MediaIntegrityError("media body is longer than its Content-Length")
+
+    def close(self) -> None:
+        if self._reusable:
+            self._response.release_conn()
+        else:
+            # Unread, broken or over-long body: the connection cannot be reused.
+            self._response.close()
+            self._response.release_conn()
+
+
+class MediaSource:
+    """Downloads recordings under a `MediaPolicy`. One instance per execution environment: the
+    connection pools (one per vetted host address) are reused across downloads."""
+
+    def __init__(
+        self,
+        policy: MediaPolicy,
+        *,
+        resolver: Resolver | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy
+        self._resolver = resolver or _default_resolver
+        self._sleep = sleep
+        self._clock = clock
+        self._pools: dict[tuple[str, str, str, int], urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
+        self._exact = frozenset(
+            _listed_name(h) for h in policy.allowed_hosts if not h.startswith("*.")
+        )
+        self._suffixes = tuple(
+            "." + _listed_name(h[2:]) for h in policy.allowed_hosts if h.startswith("*.")
+        )
+        auth = policy.basic_auth
+        self._authorization = (
+            "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+            if auth
+            else None
+        )
+
+    # --- vetting ---------------------------------------------------------------------------
+    def check_url(self, url: str) -> None:
+        """Raise MediaRefusedError if `url` may not be fetched (MediaUnavailableError if its
+        name does not resolve). No connection is made."""
+        self._vet(url)
+
+    def _host_allowed(self, host: str, had_idn: bool) -> bool:
+        if host in self._exact:
+            return True
+        if self.policy.allow_loopback and host in _LOOPBACK_NAMES:
+            return True
+        if had_idn:
+            # An internationalised name must equal a listed name exactly: a wildcard must not
+            # let a look-alike through.
+            return False
+        return any(host.endswith(s) and len(host) > len(s) for s in self._suffixes)
+
+    def _vet(self, url: str) -> _Target:
+        scheme, raw_host, port, request_path = self._parse(url)
+        host, literal = self._classify_host(raw_host)
+        addresses = self._vetted_addresses(host, literal, port)
+        local = self.policy.allow_loopback and all(
+            _is_loopback(ipaddress.ip_address(a)) for a in addresses
+        )
+        if scheme == "http" and not local:
+            raise _refuse("media URL scheme must be https")
+        if port != 443 and not local:
+            raise _refuse("media URL port must be 443")
+        return _Target(url, scheme, host, port, request_path, addresses)
+
+    def _parse(self, url: str) -> tuple[str, str, int, str]:
+        """(scheme, host as written, port, path?query); refuses before any name lookup."""
+        policy = self.policy
+        if len(url) > policy.max_url_length:
+            raise _refuse("media URL is too long")
+        if any(ord(c) <= 0x20 or ord(c) == 0x7F or c == "\\" for c in url):
+            raise _refuse("media URL contains whitespace, control characters or backslashes")
+        try:
+            parts = urlsplit(url)
+            port_value = parts.port
+        except ValueError as exc:
+            raise _refuse("media URL cannot be parsed") from exc
+        scheme = parts.scheme.lower()
+        if scheme != "https" and not (scheme == "http" and policy.allow_loopback):
+            raise _refuse("media URL scheme must be https")
+        if "@" in parts.netloc:
+            raise _refuse("media URL must not contain user information")
+        port = port_value if port_value is not None else (443 if scheme == "https" else 80)
+        if port != 443 and not policy.allow_loopback:
+            raise _refuse("media URL port must be 443")
+        path = parts.path or "/"
+        if not path.isascii() or not parts.query.isascii():
+            raise _refuse("media URL path must be ASCII (percent-encoded)")
+        if not parts.hostname:
+            raise _refuse("media URL has no host")
+        return scheme, parts.hostname, port, path + (f"?{parts.query}" if parts.query else "")
+
+    def _classify_host(
+        self, raw_host: str
+    ) -> tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None]:
+        """The normalised host, and its address if it is an (allowed loopback) IP literal."""
+        literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+        try:
+            literal = ipaddress.ip_address(raw_host)
+        except ValueError:
+            literal = None
+        if literal is not None:
+            # IP literals: refused, except loopback literals in loopback mode.
+            if not (self.policy.allow_loopback and _is_loopback(literal)):
+                raise _refuse("media URL host must be a name, not an IP address")
+            host, had_idn = literal.compressed, False
+        else:
+            if raw_host.startswith("[") or ":" in raw_host:
+                raise _refuse("media URL host is not a valid host name")
+            host = _normalise_host(raw_host)
+            had_idn = not raw_host.isascii() or "xn--" in host
+            if _looks_numeric(host):
+                raise _refuse("media URL host must be a name, not an IP address")
+        if not self._host_allowed(host, had_idn):
+            raise _refuse("media URL host is not on the allow-list")
+        return host, literal
+
+    def _vetted_addresses(
+        self,
+        host: str,
+        literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+        port: int,
+    ) -> tuple[str, ...]:
+        """Resolve `host`; every address must be public (or loopback in loopback mode)."""
+        if literal is not None:
+            return (literal.compressed,)
+        try:
+            addresses = self._resolver(host, port)
+        except OSError as exc:
+            raise MediaUnavailableError("media host name does not resolve") from exc
+        if not addresses:
+            raise MediaUnavailableError("media host name does not resolve")
+        vetted: list[str] = []
+        for address in addresses:
+            try:
+                ip = ipaddress.ip_address(address.split("%", 1)[0])
+            except ValueError as exc:
+                raise _refuse("media host resolved to an invalid address") from exc
+            if not (_is_public(ip) or (self.policy.allow_loopback and _is_loopback(ip))):
+                raise _refuse("media host resolves to a non-public address")
+            vetted.append(ip.compressed)
+        return tuple(vetted)
+
+    # --- fetching --------------------------------------------------------------------------
+    def _pool(self, target: _Target, address: str) -> urllib3.HTTPConnectionPool:
+        key = (target.scheme, target.host, address, target.port)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                timeout = urllib3.Timeout(
+                    connect=self.policy.connect_timeout, read=self.policy.read_timeout
+                )
+                if target.scheme == "https":
+                    pool = urllib3.HTTPSConnectionPool(
+                        host=address,
+                        port=target.port,
+                        timeout=timeout,
+                        maxsize=2,
+                        retries=False,
+                        server_hostname=target.host,
+                        assert_hostname=target.host,
+                        cert_reqs="CERT_REQUIRED",
+                    )
+                else:
+                    pool = urllib3.HTTPConnectionPool(
+                        host=address, port=target.port, timeout=timeout, maxsize=2, retries=False
+                    )
+                self._pools[key] = pool
+            return pool
+
+    def _request(self, target: _Target, send_auth: bool) -> urllib3.BaseHTTPResponse:
+        headers = {
+            "Host": target.host_header,
+            "User-Agent": _USER_AGENT,
+            "Accept-Encoding": "identity",  # the archive keeps the file's own bytes
+        }
+        if send_auth and self._authorization:
+            headers["Authorization"] = self._authorization
+        return self._pool(target, target.addresses[0]).urlopen(
+            "GET",
+            target.request_path,
+            headers=headers,
+            redirect=False,
+            retries=False,
+            preload_content=False,
+            decode_content=False,
+            assert_same_host=False,
+        )
+
+    def _vet_retryable(self, url: str) -> _Target:
+        try:
+            return self._vet(url)
+        except MediaUnavailableError as exc:  # the name did not resolve: DNS may recover
+            raise _RetryableError("media host name does not resolve") from exc
+
+    def _attempt(self, url: str) -> tuple[urllib3.BaseHTTPResponse, str]:
+        """One attempt: follow redirects to a 200. Raises _Retryable or a final error."""
+        origin = self._vet_retryable(url)
+        target = origin
+        for _ in range(self.policy.max_redirects + 1):
+            try:
+                response = self._request(target, send_auth=target.origin == origin.origin)
+            except HTTPError as exc:
+                raise _RetryableError(f"connection failed: {type(exc).__name__}") from exc
+            status = response.status
+            if status == 200:
+                return response, target.url
+            location = response.headers.get("Location")
+            retry_after = response.headers.get("Retry-After")
+            response.drain_conn()
+            response.release_conn()
+            if status in _REDIRECT_CODES:
+                if not location:
+                    raise MediaUnavailableError("media host redirected without a Location")
+                target = self._vet_retryable(urljoin(target.url, location))
+                continue
+            if status in _RETRYABLE_CODES or 500 <= status <= 599:
+                raise _RetryableError(
+                    f"HTTP {status}", _retry_after_seconds(retry_after, datetime.now(UTC))
+                )
+            if status == 403 and self._authorization is None:
+                raise MediaUnavailableError(
+                    "media host answered 403: if HTTP Auth on recordings is on in the Plivo "
+                    "console, enable MEDIA_AUTH so the auth id and token are sent"
+                )
+            if status in (401, 403):
+                raise MediaUnavailableError(f"media host refused the credentials (HTTP {status})")
+            raise MediaUnavailableError(f"media host answered HTTP {status}")
+        raise MediaUnavailableError("media URL redirected too many times")
+
+    @contextmanager
+    def open(self, url: str) -> Iterator[MediaStream]:
+        """Open the recording at `url` for streaming; retried inside the policy's budget."""
+        deadline = self._clock() + self.policy.retry_budget
+        attempt = 0
+        while True:
+            try:
+                response, final_url = self._attempt(url)
+                break
+            except _RetryableError as failure:
+                attempt += 1
+                delay = _jitter.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt))
+                if failure.retry_after is not None:
+                    delay = max(delay, failure.retry_after)
+                if self._clock() + delay > deadline:
+                    raise MediaUnavailableError(
+                        f"media unavailable after {attempt} attempts: {failure.reason}"
+                    ) from failure
+                self._sleep(delay)
+        stream = MediaStream(response, final_url)
+        try:
+            yield stream
+        finally:
+            stream.close()

@@ -1,0 +1,77 @@
+"""ArchiveFunction: archives each SessionRecordingCompleted recording as it is stored.
+
+Trigger: the events table's DynamoDB stream (NEW_IMAGE), with FilterCriteria that pass only
+INSERTs of SessionRecordingCompleted; BatchProcessor with partial batch failures.
+Settings: EVENTS_TABLE_NAME, ARCHIVE_BUCKET_NAME, ARCHIVE_KMS_KEY_ID, ARCHIVE_BUCKET_OWNER,
+AUTH_SECRET_ID, MEDIA_ALLOWED_HOSTS, MEDIA_AUTH, PART_SIZE_MIB, UPLOAD_CONCURRENCY.
+Permissions: s3:PutObject/AbortMultipartUpload/GetObject/PutObjectTagging/GetObjectTagging under
+recordings/, kms on the stack's key, dynamodb:GetItem/UpdateItem on the table, the stream's read
+actions, sqs:SendMessage to the on-failure queue.
+Failure semantics: a record whose download or upload fails is reported as a batch item failure;
+Lambda retries it (bisecting the batch), then sends it to the on-failure queue (alarmed). The
+item stays PENDING in ArchiveQueueIndex either way, so the sweeper archives it later.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBRecordEventName,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from recording_archive.config import archive_settings
+from recording_archive.logic.archive_recording import (
+    ArchiveJob,
+    ArchiveOutcome,
+    Archiver,
+    NotArchivableError,
+)
+from recording_archive.models import item as f
+from recording_archive.observability import logger, metrics
+from recording_archive.wiring import build_archiver
+
+processor = BatchProcessor(
+    event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
+)
+
+
+@cache
+def default_archiver() -> Archiver:
+    return build_archiver(archive_settings())
+
+
+def archive_record(record: DynamoDBRecord, archiver: Archiver | None = None) -> str:
+    image = record.dynamodb.new_image if record.dynamodb else None
+    # The event source mapping's filter already passes only these; checked again so that a
+    # mapping without the filter cannot make this function archive something else.
+    if record.event_name != DynamoDBRecordEventName.INSERT or not image:
+        return "skipped"
+    if image.get(f.EVENT_NAME) != f.EVENT_COMPLETED:
+        return "skipped"
+    try:
+        job = ArchiveJob.from_item(image)
+    except NotArchivableError as exc:
+        logger.error("completed event cannot be archived", extra={"reason": str(exc)})
+        return "skipped"
+    logger.set_correlation_id(job.session_uuid)
+    outcome: ArchiveOutcome = (archiver or default_archiver()).archive(job)
+    return outcome.value
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return dict(
+        process_partial_response(
+            event=event, record_handler=archive_record, processor=processor, context=context
+        )
+    )
