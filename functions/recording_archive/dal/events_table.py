@@ -88,35 +88,29 @@ class RecordingEventStore:
             for k in (f.PAYLOAD, f.RAW_BODY, f.PAYLOAD_SHA256, f.RECEIVED_AT, f.SOURCE)
             if k in typed
         }
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key={
-                    f.SESSION_UUID: typed[f.SESSION_UUID],
-                    f.SEQUENCE_NUMBER: typed[f.SEQUENCE_NUMBER],
-                },
-                UpdateExpression=(
-                    "SET #cp = list_append(if_not_exists(#cp, :empty), :one) ADD #ch :hashes"
-                ),
-                ConditionExpression="attribute_exists(#pk) AND NOT contains(#ch, :hash)",
-                ExpressionAttributeNames={
-                    "#cp": f.CONFLICTING_PAYLOADS,
-                    "#ch": f.CONFLICT_HASHES,
-                    "#pk": f.SESSION_UUID,
-                },
-                ExpressionAttributeValues={
-                    ":empty": {"L": []},
-                    ":one": {"L": [{"M": conflict}]},
-                    ":hashes": {"SS": [typed[f.PAYLOAD_SHA256]["S"]]},
-                    ":hash": typed[f.PAYLOAD_SHA256],
-                },
-            )
-        except ClientError as exc:
-            if _is_conditional_failure(exc):  # this conflicting payload is already kept
-                return PutOutcome.DUPLICATE
-            raise EventStoreUnavailableError("events table conflict write failed") from exc
-        except BotoCoreError as exc:
-            raise EventStoreUnavailableError("events table unreachable") from exc
+        kept = self._update(
+            Key={
+                f.SESSION_UUID: typed[f.SESSION_UUID],
+                f.SEQUENCE_NUMBER: typed[f.SEQUENCE_NUMBER],
+            },
+            UpdateExpression=(
+                "SET #cp = list_append(if_not_exists(#cp, :empty), :one) ADD #ch :hashes"
+            ),
+            ConditionExpression="attribute_exists(#pk) AND NOT contains(#ch, :hash)",
+            ExpressionAttributeNames={
+                "#cp": f.CONFLICTING_PAYLOADS,
+                "#ch": f.CONFLICT_HASHES,
+                "#pk": f.SESSION_UUID,
+            },
+            ExpressionAttributeValues={
+                ":empty": {"L": []},
+                ":one": {"L": [{"M": conflict}]},
+                ":hashes": {"SS": [typed[f.PAYLOAD_SHA256]["S"]]},
+                ":hash": typed[f.PAYLOAD_SHA256],
+            },
+        )
+        if kept is None:  # this conflicting payload is already kept
+            return PutOutcome.DUPLICATE
         return PutOutcome.CONFLICT
 
     def _get_typed(self, pk: Any, sk: Any) -> dict[str, Any] | None:
@@ -142,17 +136,17 @@ class RecordingEventStore:
             f.SEQUENCE_NUMBER: {"N": str(sequence_number)},
         }
 
-    def _update(self, **kwargs: Any) -> bool:
-        """An update under a condition; False when the condition did not hold."""
+    def _update(self, **kwargs: Any) -> dict[str, Any] | None:
+        """An update under a condition: the answer, or None when the condition did not hold."""
         try:
-            self._client.update_item(TableName=self._table, **kwargs)
+            resp: dict[str, Any] = self._client.update_item(TableName=self._table, **kwargs)  # type: ignore[assignment]
         except ClientError as exc:
             if _is_conditional_failure(exc):
-                return False
+                return None
             raise EventStoreUnavailableError("events table update failed") from exc
         except BotoCoreError as exc:
             raise EventStoreUnavailableError("events table unreachable") from exc
-        return True
+        return resp
 
     def mark_archived(
         self,
@@ -192,7 +186,7 @@ class RecordingEventStore:
             sets += ", #v = :version"
             names["#v"] = f.ARCHIVE_VERSION_ID
             values[":version"] = {"S": version_id}
-        return self._update(
+        return None is not self._update(
             Key=self._key(session_uuid, sequence_number),
             UpdateExpression=f"SET {sets} REMOVE #q, #due",
             ConditionExpression="attribute_exists(#pk) AND #st <> :archived",
@@ -212,42 +206,36 @@ class RecordingEventStore:
         """Count one failed attempt. `failed` moves the item to the FAILED queue (it stays out of
         the sweeper's way until retried). Returns the attempt count, None if already ARCHIVED."""
         state = f.ArchiveStatus.FAILED if failed else f.ArchiveStatus.PENDING
-        try:
-            resp = self._client.update_item(
-                TableName=self._table,
-                Key=self._key(session_uuid, sequence_number),
-                UpdateExpression=(
-                    "SET #st = :state, #q = :state, #due = :due, #err = :err ADD #n :one"
-                ),
-                ConditionExpression="attribute_exists(#pk) AND #st <> :archived",
-                ExpressionAttributeNames={
-                    "#pk": f.SESSION_UUID,
-                    "#st": f.ARCHIVE_STATUS,
-                    "#q": f.ARCHIVE_QUEUE,
-                    "#due": f.ARCHIVE_DUE_AT,
-                    "#err": f.ARCHIVE_LAST_ERROR,
-                    "#n": f.ARCHIVE_ATTEMPTS,
-                },
-                ExpressionAttributeValues={
-                    ":state": {"S": state.value},
-                    ":archived": {"S": f.ArchiveStatus.ARCHIVED.value},
-                    ":due": {"N": str(next_due_at)},
-                    ":err": {"S": error[:500]},
-                    ":one": {"N": "1"},
-                },
-                ReturnValues="UPDATED_NEW",
-            )
-        except ClientError as exc:
-            if _is_conditional_failure(exc):
-                return None
-            raise EventStoreUnavailableError("events table update failed") from exc
-        except BotoCoreError as exc:
-            raise EventStoreUnavailableError("events table unreachable") from exc
+        resp = self._update(
+            Key=self._key(session_uuid, sequence_number),
+            UpdateExpression=(
+                "SET #st = :state, #q = :state, #due = :due, #err = :err ADD #n :one"
+            ),
+            ConditionExpression="attribute_exists(#pk) AND #st <> :archived",
+            ExpressionAttributeNames={
+                "#pk": f.SESSION_UUID,
+                "#st": f.ARCHIVE_STATUS,
+                "#q": f.ARCHIVE_QUEUE,
+                "#due": f.ARCHIVE_DUE_AT,
+                "#err": f.ARCHIVE_LAST_ERROR,
+                "#n": f.ARCHIVE_ATTEMPTS,
+            },
+            ExpressionAttributeValues={
+                ":state": {"S": state.value},
+                ":archived": {"S": f.ArchiveStatus.ARCHIVED.value},
+                ":due": {"N": str(next_due_at)},
+                ":err": {"S": error[:500]},
+                ":one": {"N": "1"},
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        if resp is None:
+            return None
         return int(resp["Attributes"][f.ARCHIVE_ATTEMPTS]["N"])
 
     def requeue(self, session_uuid: str, sequence_number: int, *, due_at: int) -> bool:
         """Put a FAILED (or PENDING) recording back in the PENDING queue, due now."""
-        return self._update(
+        return None is not self._update(
             Key=self._key(session_uuid, sequence_number),
             UpdateExpression="SET #st = :pending, #q = :pending, #due = :due",
             ConditionExpression="attribute_exists(#pk) AND #st <> :archived",
