@@ -39,6 +39,17 @@ def test_settings_read_upper_case_variables(monkeypatch: pytest.MonkeyPatch) -> 
     assert (s.events_table_name, s.retention_days, s.public_callback_url) == ("events", 30, "")
 
 
+def test_public_callback_url_must_be_absolute(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENTS_TABLE_NAME", "events")
+    monkeypatch.setenv("AUTH_SECRET_ID", "secret")
+    monkeypatch.setenv("FALLBACK_QUEUE_URL", "https://sqs/q")
+    monkeypatch.setenv("PUBLIC_CALLBACK_URL", "/callbacks/recording")
+    with pytest.raises(ValidationError, match="absolute"):
+        CallbackSettings.from_env()
+    monkeypatch.setenv("PUBLIC_CALLBACK_URL", "https://calls.example.com:8443/cb/")
+    assert CallbackSettings.from_env().public_callback_url == "https://calls.example.com:8443/cb/"
+
+
 def test_missing_resource_name_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EVENTS_TABLE_NAME", raising=False)
     with pytest.raises(ValidationError, match="events_table_name"):
