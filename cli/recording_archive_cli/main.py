@@ -21,6 +21,8 @@ PROG = "recording-archive"
 COMMAND_MODULES: list[str] = [
     "recording_archive_cli.local_stack",
     "recording_archive_cli.simulate",
+    "recording_archive_cli.ops_commands",
+    "recording_archive_cli.reconcile_cmd",
 ]
 
 

@@ -22,18 +22,26 @@ from recording_archive_cli.local_resources import stream_filter_patterns
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 
-FUNCTIONS = ("CallbackFunction", "FallbackDrainFunction", "ArchiveFunction", "SweeperFunction")
+FUNCTIONS = (
+    "CallbackFunction",
+    "FallbackDrainFunction",
+    "ArchiveFunction",
+    "SweeperFunction",
+    "ReconcileFunction",
+)
 HANDLERS = {
     "CallbackFunction": "recording_archive.handlers.recording_callback.lambda_handler",
     "FallbackDrainFunction": "recording_archive.handlers.fallback_drain.lambda_handler",
     "ArchiveFunction": "recording_archive.handlers.archive_stream.lambda_handler",
     "SweeperFunction": "recording_archive.handlers.sweeper.lambda_handler",
+    "ReconcileFunction": "recording_archive.handlers.reconcile.lambda_handler",
 }
 SETTINGS = {
     "CallbackFunction": config.CallbackSettings,
     "FallbackDrainFunction": config.TableSettings,
     "ArchiveFunction": config.ArchiveSettings,
     "SweeperFunction": config.SweeperSettings,
+    "ReconcileFunction": config.ReconcileSettings,
 }
 
 SECRET = "If(CreateAuthSecret, AuthSecret, AuthSecretArn)"
@@ -99,6 +107,19 @@ EXPECTED_GRANTS: dict[str, dict[str, set[str]]] = {
             (LOGS, "SweeperLogGroup.Arn"),
             (("dynamodb:Query",), "${EventsTable.Arn}/index/ArchiveQueueIndex"),
             (("dynamodb:GetItem", "dynamodb:UpdateItem"), "EventsTable.Arn"),
+            (ARCHIVE_OBJECTS, "${ArchiveBucket.Arn}/recordings/*"),
+            (("s3:ListBucket",), "ArchiveBucket.Arn"),
+            (("secretsmanager:GetSecretValue",), SECRET),
+            (KMS, "DataKey.Arn"),
+        ]
+    ),
+    "ReconcileFunction": _grants(
+        [
+            (LOGS, "ReconcileLogGroup.Arn"),
+            (
+                ("dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+                "EventsTable.Arn",
+            ),
             (ARCHIVE_OBJECTS, "${ArchiveBucket.Arn}/recordings/*"),
             (("s3:ListBucket",), "ArchiveBucket.Arn"),
             (("secretsmanager:GetSecretValue",), SECRET),
@@ -208,8 +229,13 @@ def test_events_table_stream_pitr_sse_ttl(resources: dict[str, Any]) -> None:
     assert table["TimeToLiveSpecification"] == {"AttributeName": "ExpiresAt", "Enabled": True}
 
 
-def test_events_table_archive_queue_index(resources: dict[str, Any]) -> None:
-    (gsi,) = props(resources, "EventsTable")["GlobalSecondaryIndexes"]
+def test_events_table_indexes(resources: dict[str, Any]) -> None:
+    gsi, by_recording = props(resources, "EventsTable")["GlobalSecondaryIndexes"]
+    assert by_recording == {
+        "IndexName": "RecordingIndex",
+        "KeySchema": [{"AttributeName": "RecordingUUID", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
     assert gsi == {
         "IndexName": "ArchiveQueueIndex",
         "KeySchema": [
@@ -560,6 +586,31 @@ def test_sweeper_schedule(resources: dict[str, Any], template: dict[str, Any]) -
     assert sweeper["Timeout"] == 900
 
 
+def test_reconcile_schedule_is_disabled_unless_enabled(
+    resources: dict[str, Any], template: dict[str, Any]
+) -> None:
+    reconcile = props(resources, "ReconcileFunction")
+    (event,) = reconcile["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == {"Ref": "ReconcileSchedule"}
+    assert "Enabled" not in event["Properties"]
+    assert event["Properties"]["State"] == {"Fn::If": ["ReconcileOn", "ENABLED", "DISABLED"]}
+    assert template["Conditions"]["ReconcileOn"] == {
+        "Fn::Equals": [{"Ref": "ReconcileEnabled"}, "true"]
+    }
+    assert template["Parameters"]["ReconcileEnabled"]["AllowedValues"] == ["true", "false"]
+    assert reconcile["Timeout"] == 900
+    env = reconcile["Environment"]["Variables"]
+    archive = props(resources, "ArchiveFunction")["Environment"]["Variables"]
+    assert {k: v for k, v in env.items() if k in archive} == archive
+    assert env["RECONCILE_WINDOW_HOURS"] == {"Ref": "ReconcileWindowHours"}
+    assert env["RETENTION_DAYS"] == {"Ref": "EventRetentionDays"}
+    assert (
+        template["Parameters"]["ReconcileWindowHours"]["Default"]
+        == config.ReconcileSettings.model_fields["reconcile_window_hours"].default
+    )
+
+
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_function_log_group_has_retention_and_kms(resources: dict[str, Any], function: str) -> None:
     log_group_id = props(resources, function)["LoggingConfig"]["LogGroup"]["Ref"]
@@ -708,6 +759,9 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
         "SweepSchedule": "rate(15 minutes)",
         "SweepGraceSeconds": 600,
         "SweepMaxAttempts": 8,
+        "ReconcileEnabled": "false",
+        "ReconcileSchedule": "rate(6 hours)",
+        "ReconcileWindowHours": 48,
         "ArchiveTransitionToIaDays": 30,
         "ArchiveTransitionToGlacierDays": 180,
         "ArchiveColdStorageClass": "GLACIER_IR",

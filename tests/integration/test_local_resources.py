@@ -82,11 +82,12 @@ def test_table_is_created_from_the_template(local: LocalResources) -> None:
         expected["AttributeDefinitions"], key=lambda a: a["AttributeName"]
     )
     assert table["BillingModeSummary"]["BillingMode"] == expected["BillingMode"]
-    (gsi,) = table["GlobalSecondaryIndexes"]
-    (expected_gsi,) = expected["GlobalSecondaryIndexes"]
-    assert gsi["IndexName"] == expected_gsi["IndexName"] == "ArchiveQueueIndex"
-    assert gsi["KeySchema"] == expected_gsi["KeySchema"]
-    assert gsi["Projection"] == expected_gsi["Projection"]
+    created = {g["IndexName"]: g for g in table["GlobalSecondaryIndexes"]}
+    assert set(created) == {"ArchiveQueueIndex", "RecordingIndex"}
+    for expected_gsi in expected["GlobalSecondaryIndexes"]:
+        gsi = created[expected_gsi["IndexName"]]
+        assert gsi["KeySchema"] == expected_gsi["KeySchema"]
+        assert gsi["Projection"] == expected_gsi["Projection"]
     assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
     assert table["LatestStreamArn"] == local.stream_arn
     assert table["SSEDescription"]["SSEType"] == "KMS"

@@ -1,0 +1,89 @@
+"""ReconcileFunction: archives the recordings Plivo holds whose callbacks never arrived.
+
+Trigger: a schedule, disabled unless the stack parameter ReconcileEnabled is "true". Settings:
+those of ArchiveFunction plus RECONCILE_WINDOW_HOURS (sessions created in the last N hours, default
+48) and PLIVO_API_BASE_URL (default https://api.plivo.com). The Plivo auth id and the first auth
+token of the auth secret authenticate the REST calls.
+Permissions: secretsmanager:GetSecretValue on the auth secret; dynamodb:Query/GetItem/PutItem/
+UpdateItem on the table; the archiver's S3 and KMS actions on recordings/*.
+Semantics: `logic.reconcile` (idempotent: the same recording always gets the same reconciled
+event key, puts are conditional, ARCHIVED items are skipped). Retryable archive failures stay
+PENDING for the sweeper. No credentials, wrong credentials or Plivo unavailable: the invocation
+fails (Lambda Errors metric), nothing is written. It stops early when time runs short; the next
+run continues (already archived recordings are skipped).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from recording_archive.config import ReconcileSettings, reconcile_settings
+from recording_archive.dal.archive_index import ArchiveIndex
+from recording_archive.dal.auth_secret import load_credentials
+from recording_archive.dal.aws import dynamodb_client
+from recording_archive.dal.plivo_api import PlivoApi, PlivoAuthError
+from recording_archive.logic.reconcile import Reconciler
+from recording_archive.observability import logger, metrics
+from recording_archive.wiring import build_archiver
+
+# Leave time to finish the recording in progress (a large file can take minutes).
+_STOP_WHEN_REMAINING_MS = 5 * 60 * 1000
+
+
+@cache
+def _defaults() -> tuple[ReconcileSettings, ArchiveIndex]:
+    settings = reconcile_settings()
+    return settings, ArchiveIndex(dynamodb_client(), settings.events_table_name)
+
+
+def plivo_client(settings: ReconcileSettings) -> PlivoApi:
+    creds = load_credentials(settings.auth_secret_id, max_age=settings.secret_max_age_seconds)
+    if not creds.auth_id or not creds.auth_tokens:
+        raise PlivoAuthError("the auth secret holds no Plivo auth id and token")
+    return PlivoApi(creds.auth_id, creds.auth_tokens[0], base_url=settings.plivo_api_base_url)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings, index = _defaults()
+    reconciler = Reconciler(
+        plivo_client(settings),
+        index,
+        build_archiver(settings),
+        retention_days=settings.retention_days,
+    )
+    until = datetime.now(UTC)
+    since = until - timedelta(hours=settings.reconcile_window_hours)
+    report = reconciler.run(
+        since,
+        until,
+        should_stop=lambda: context.get_remaining_time_in_millis() < _STOP_WHEN_REMAINING_MS,
+    )
+    counts = report.counts()
+    for name, value in counts.items():
+        metrics.add_metric(name=f"Reconcile_{name}", unit=MetricUnit.Count, value=value)
+    reconciled = sum(1 for e in report.entries if e.reconciled_event)
+    metrics.add_metric(name="RecordingsReconciled", unit=MetricUnit.Count, value=reconciled)
+    problems = [
+        {"session_uuid": e.session_uuid, "recording_uuid": e.recording_uuid, "action": e.action}
+        for e in report.entries
+        if not report.ok and e.action.value in ("retry_later", "failed", "error")
+    ]
+    logger.info(
+        "reconcile done",
+        extra={
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "sessions": report.sessions,
+            "counts": counts,
+            "complete": report.complete,
+            "problems": problems[:50],
+        },
+    )
+    return {"sessions": report.sessions, "counts": counts, "complete": report.complete}
