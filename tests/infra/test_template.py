@@ -210,6 +210,7 @@ def test_events_table_key_schema_and_types(resources: dict[str, Any]) -> None:
         "SequenceNumber": "N",
         "ArchiveQueue": "S",
         "ArchiveDueAt": "N",
+        "RecordingUUID": "S",
     }
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["DeletionProtectionEnabled"] is True
