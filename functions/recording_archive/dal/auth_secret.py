@@ -42,18 +42,16 @@ class PlivoCredentials(BaseModel):
 
 def load_credentials(secret_id: str, *, max_age: int, provider: Any = None) -> PlivoCredentials:
     """Read (or take from Powertools' cache) and validate the secret."""
-    from aws_lambda_powertools.utilities import parameters
     from aws_lambda_powertools.utilities.parameters.exceptions import (
         GetParameterError,
         TransformParameterError,
     )
 
+    from recording_archive.dal.aws import secrets_provider
+
     raw: Any
     try:
-        if provider is None:
-            raw = parameters.get_secret(secret_id, transform="json", max_age=max_age)
-        else:
-            raw = provider.get(secret_id, transform="json", max_age=max_age)
+        raw = (provider or secrets_provider()).get(secret_id, transform="json", max_age=max_age)
     except TransformParameterError:
         return PlivoCredentials()  # not JSON: no usable token, refuse everything
     except GetParameterError as exc:

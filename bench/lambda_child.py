@@ -1,0 +1,178 @@
+"""One measured child process of bench/run.py: what a Lambda execution environment does.
+
+Runs under the runtime's Python with `-I -B` (isolated: no PYTHONPATH, no user site; no bytecode
+written, as on Lambda's read-only file system) and only the built function directory on sys.path.
+Only the standard library is imported before the clock starts (Lambda's own bootstrap has those
+loaded too). Writes one JSON object to the file given by --out; stdout/stderr carry the function's
+log lines and EMF metrics, as on Lambda.
+
+Modes:
+- cold-callback / cold-archive: import the handler, serve one invocation (the event file holds
+  one event).
+- floor-callback: import boto3, create a DynamoDB client, one put_item.
+- floor-archive: import boto3, create an S3 client, GET the recording, one put_object.
+- warm-callback: import the handler, then serve every event of the file (a JSON list); the first
+  `--warmup` are not timed.
+- warm-floor: the same events through `floor_handler`: parse_qs + one HMAC + one put_item.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import sys
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+
+class Context:
+    """The attributes of Lambda's context object that Powertools reads."""
+
+    function_name = "bench"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    memory_limit_in_mb = 512
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    log_group_name = "/aws/lambda/bench"
+    log_stream_name = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def _check(mode: str, result: Any) -> None:
+    """Fail the run unless the invocation did what it is measured for."""
+    if mode.endswith("callback"):
+        if result.get("statusCode") != 200 or '"stored"' not in result.get("body", ""):
+            raise SystemExit(f"{mode}: callback not stored: {result}")
+    elif mode == "cold-archive" and result.get("batchItemFailures"):
+        raise SystemExit(f"{mode}: archive failed: {result}")
+
+
+def floor_handler(
+    event: dict[str, Any], token: bytes, url: str, table: str, client: Any
+) -> dict[str, Any]:
+    """The least a verified, durable callback costs: parse, one HMAC, one put_item."""
+    body = event["body"]
+    if event.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    params = parse_qs(body, keep_blank_values=True)
+    headers = event["headers"]
+    # Signature V3 of a form POST: URL + "?" + keys sorted, each followed by its sorted values.
+    signed = "".join(k + "".join(sorted(v)) for k, v in sorted(params.items()))
+    message = f"{url}?{signed}.{headers['x-plivo-signature-v3-nonce']}"
+    digest = base64.b64encode(hmac.new(token, message.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(digest.decode(), headers["x-plivo-signature-v3"]):
+        return {"statusCode": 403}
+    client.put_item(
+        TableName=table,
+        Item={
+            "SessionUUID": {"S": params["SessionUUID"][0]},
+            "SequenceNumber": {"N": params["SequenceNumber"][0]},
+            "EventName": {"S": params["EventName"][0]},
+            "RawBody": {"S": body},
+        },
+    )
+    return {"statusCode": 200, "body": '"stored"'}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode")
+    parser.add_argument("--build-dir", required=True)
+    parser.add_argument("--event", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--table", default="")
+    parser.add_argument("--token", default="")
+    parser.add_argument("--bucket", default="")
+    parser.add_argument("--url", default="")
+    parser.add_argument("--key", default="")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--profile", default="", help="write cProfile stats of the run here")
+    args = parser.parse_args()
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.runcall(run, args)
+        profiler.dump_stats(args.profile)
+    else:
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    with open(args.event, encoding="utf-8") as fh:
+        event = json.load(fh)
+    sys.path.insert(0, args.build_dir)
+    mode = args.mode
+    out: dict[str, Any] = {"python": sys.version.split()[0]}
+
+    started = time.perf_counter()
+    if mode == "cold-callback":
+        from recording_archive.handlers.recording_callback import lambda_handler
+
+        imported = time.perf_counter()
+        _check(mode, lambda_handler(event, Context()))
+    elif mode == "cold-archive":
+        from recording_archive.handlers.archive_stream import lambda_handler
+
+        imported = time.perf_counter()
+        _check(mode, lambda_handler(event, Context()))
+    elif mode == "floor-callback":
+        import boto3
+
+        imported = time.perf_counter()
+        boto3.client("dynamodb").put_item(
+            TableName=args.table,
+            Item={"SessionUUID": {"S": args.key}, "SequenceNumber": {"N": "1"}},
+        )
+    elif mode == "floor-archive":
+        import boto3
+        import urllib3
+
+        imported = time.perf_counter()
+        s3 = boto3.client("s3")
+        data = urllib3.request("GET", args.url).data
+        s3.put_object(Bucket=args.bucket, Key=args.key, Body=data)
+    elif mode in ("warm-callback", "warm-floor"):
+        if mode == "warm-callback":
+            from recording_archive.handlers.recording_callback import lambda_handler
+
+            def handle(e: dict[str, Any]) -> Any:
+                return lambda_handler(e, Context())
+        else:
+            import boto3
+
+            client = boto3.client("dynamodb")
+            token = args.token.encode()
+
+            def handle(e: dict[str, Any]) -> Any:
+                return floor_handler(e, token, args.url, args.table, client)
+
+        imported = time.perf_counter()
+        for e in event[: args.warmup]:
+            _check(mode, handle(e))
+        timed = event[args.warmup :]
+        t0 = time.perf_counter()
+        for e in timed:
+            _check(mode, handle(e))
+        out["mean_ms"] = (time.perf_counter() - t0) * 1000 / len(timed)
+        out["count"] = len(timed)
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    finished = time.perf_counter()
+    out |= {
+        "import_ms": (imported - started) * 1000,
+        "invoke_ms": (finished - imported) * 1000,
+        "total_ms": (finished - started) * 1000,
+    }
+    with open(args.out, "w", encoding="utf-8") as fh:
+        json.dump(out, fh)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,494 @@
+"""`make bench`: cold start, warm cost per callback, archive memory and time, artifact sizes.
+
+Every figure is a median of repeated runs, every ratio is taken against a baseline measured in
+the same run. What is measured, and against what (details in bench/README.md):
+
+- cold_start_ratio_callback / _archive: a fresh runtime-Python process with only the built
+  function directory on sys.path imports the handler and serves one real invocation (a signed
+  callback; a stream batch with one small recording) against a moto_server on loopback, divided
+  by the floor: a fresh process that imports boto3, creates its one client and makes the one
+  essential call (put_item; GET from the media server + put_object).
+- warm_ratio_callback: mean time per signed callback through the warm handler over 2,000
+  callbacks, divided by a floor handler (parse_qs + one HMAC + one put_item), same server.
+- archive_peak_rss_mib_* / archive_time_ratio_1gib: bench/archive_upload.py (archiver vs boto3
+  upload_fileobj with default settings into a separate moto_server).
+- artifact_mib_*: unzipped size of each built function directory.
+
+The built artifact targets arm64; on another machine its one native extension (pydantic_core) is
+swapped for the same version's wheel for this machine, in a copy under bench/.work/; every other
+file, including the bytecode, is the artifact's own.
+
+    .venv/bin/python bench/run.py --build-dir .aws-sam/build [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / ".work"
+sys.path[:0] = [str(ROOT), str(ROOT / "functions"), str(ROOT / "cli")]
+
+MiB = 1024 * 1024
+TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105 - a local dummy
+AUTH_ID = "MABENCHXXXXXXXXXXXXX"
+CALLBACK_URL = "https://bench.example.com/callbacks/recording"
+SMALL_RECORDING = 256 * 1024
+FUNCTIONS = {"callback": "CallbackFunction", "archive": "ArchiveFunction"}
+KEYS = (
+    "cold_start_ratio_callback",
+    "cold_start_ratio_archive",
+    "warm_ratio_callback",
+    "archive_peak_rss_mib_100mib",
+    "archive_peak_rss_mib_1gib",
+    "archive_time_ratio_1gib",
+    "artifact_mib_callback",
+    "artifact_mib_archive",
+)
+
+
+def runtime_python(template: Path) -> str:
+    import re
+
+    match = re.search(r"Runtime:\s*python(3\.\d+)", template.read_text(encoding="utf-8"))
+    version = match.group(1) if match else "3.13"
+    exe = shutil.which(f"python{version}")
+    if exe is None:
+        raise SystemExit(f"python{version} (the functions' runtime) is not on PATH")
+    # The interpreter itself, not a launcher such as a pyenv shim (a shell script that would add
+    # its own start-up time to every measured process).
+    real = subprocess.run(
+        [exe, "-c", "import sys; print(sys.executable)"], capture_output=True, text=True, check=True
+    )
+    return real.stdout.strip()
+
+
+def _dir_mib(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / MiB
+
+
+def native_twin(build_dir: Path, function: str, python: str, variant: str, overlay: bool) -> Path:
+    """A copy of the built function runnable on this machine (see the module docstring).
+
+    variant "source" drops the bytecode (what `sam build` alone ships); overlay replaces our
+    package with the working tree's (to measure a code change without a full rebuild).
+    """
+    src = build_dir / function
+    if not (src / "recording_archive").is_dir():
+        raise SystemExit(f"{src} is not a built function: run `make build` first")
+    dest = WORK / f"native-{variant}" / function
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest, symlinks=True)
+    if overlay:
+        shutil.rmtree(dest / "recording_archive")
+        shutil.copytree(
+            ROOT / "functions" / "recording_archive",
+            dest / "recording_archive",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+    host_tag = f"{platform.machine()}-linux"
+    if not list((dest / "pydantic_core").glob(f"_pydantic_core.*{host_tag}*")):
+        dist = next(dest.glob("pydantic_core-*.dist-info"))
+        version = dist.name.removeprefix("pydantic_core-").removesuffix(".dist-info")
+        wheels = WORK / f"pydantic_core-{version}-{platform.machine()}"
+        if not wheels.exists():
+            subprocess.run(
+                [
+                    *(python, "-m", "pip", "install", "--quiet", "--no-deps"),
+                    *("--only-binary=:all:", "--target", str(wheels), f"pydantic-core=={version}"),
+                ],
+                check=True,
+            )
+        shutil.rmtree(dest / "pydantic_core")
+        shutil.copytree(wheels / "pydantic_core", dest / "pydantic_core")
+    if variant == "source":
+        for cache in list(dest.rglob("__pycache__")):
+            shutil.rmtree(cache)
+    else:
+        # Only what was replaced above needs compiling; the rest keeps the artifact's bytecode.
+        for pkg in ("pydantic_core", "recording_archive"):
+            subprocess.run(
+                [
+                    *(python, "-m", "compileall", "-q"),
+                    *("--invalidation-mode", "unchecked-hash", str(dest / pkg)),
+                ],
+                check=True,
+            )
+    return dest
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                r.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+        else:
+            return
+
+
+def signed_callback(media_url: str) -> dict[str, Any]:
+    from tests.support.http_events import form_body, http_event
+    from tests.support.plivo import recording_event, sdk_signature
+
+    params = recording_event(
+        "SessionRecordingCompleted", recording_url=f"{media_url}/small.mp3", duration="15"
+    )
+    nonce = uuid.uuid4().hex
+    signature = sdk_signature(TOKEN, "POST", CALLBACK_URL, params, nonce)
+    return http_event(
+        "POST",
+        body=form_body(params),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Plivo-Signature-V3": signature,
+            "X-Plivo-Signature-V3-Nonce": nonce,
+        },
+    )
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.build_dir = Path(args.build_dir).resolve()
+        self.python = runtime_python(self.build_dir / "template.yaml")
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+        self.procs: list[subprocess.Popen[str]] = []
+
+    # -- servers and resources ----------------------------------------------------------------
+    def start(self) -> None:
+        from recording_archive_cli.local_resources import (
+            create_local_resources,
+            function_environment,
+        )
+
+        port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        base_env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        base_env.pop("AWS_PROFILE", None)
+        os.environ.update({k: base_env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+        os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+        venv_bin = Path(sys.executable).parent
+        self.procs.append(
+            subprocess.Popen(
+                [str(venv_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=base_env,
+            )
+        )
+        media = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "tests.support.media_server", "--port", "0"),
+                *("--generated", f"/small.mp3:{SMALL_RECORDING}:5"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=base_env,
+        )
+        self.procs.append(media)
+        assert media.stdout is not None
+        self.media_url = media.stdout.readline().strip()
+        _wait_http(f"{self.endpoint}/moto-api/data.json")
+        self.res = create_local_resources(self.endpoint, auth_tokens=[TOKEN], auth_id=AUTH_ID)
+        child_env = {
+            k: v for k, v in base_env.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))
+        }
+        child_env |= {"AWS_ENDPOINT_URL": self.endpoint, "AWS_REGION": "us-east-1"}
+        self.env = {
+            name: child_env
+            | function_environment(
+                logical_id,
+                self.res,
+                overrides={"PUBLIC_CALLBACK_URL": CALLBACK_URL, "MEDIA_ALLOW_LOOPBACK": "true"},
+            )
+            for name, logical_id in FUNCTIONS.items()
+        }
+        self.floor_env = child_env
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- one child ----------------------------------------------------------------------------
+    def child(self, mode: str, function_dir: Path, event: Any, env: dict[str, str], *extra: str):
+        event_file = self.tmp / f"{uuid.uuid4().hex}.json"
+        out_file = event_file.with_suffix(".out")
+        event_file.write_text(json.dumps(event), encoding="utf-8")
+        cmd = [self.python, "-I", "-B", str(ROOT / "bench" / "lambda_child.py"), mode]
+        cmd += ["--build-dir", str(function_dir), "--event", str(event_file)]
+        cmd += ["--out", str(out_file), *extra]
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        wall = (time.perf_counter() - started) * 1000
+        if proc.returncode != 0 or not out_file.exists():
+            sys.stderr.write(proc.stderr[-4000:] + proc.stdout[-2000:])
+            raise SystemExit(f"bench child {mode} failed")
+        result: dict[str, Any] = json.loads(out_file.read_text(encoding="utf-8"))
+        result["process_ms"] = wall
+        event_file.unlink()
+        out_file.unlink()
+        return result
+
+    # -- cold start ---------------------------------------------------------------------------
+    def cold(self, dirs: dict[str, Path], reps: int) -> dict[str, Any]:
+        from tests.support.streams import stream_records
+
+        runs: dict[str, list[dict[str, Any]]] = {
+            k: [] for k in ("callback", "floor-callback", "archive", "floor-archive")
+        }
+        # Each callback run stores a new SessionRecordingCompleted event; its stream record is
+        # then the batch one archive run archives (a new recording each time, never a 412).
+        sessions: list[str] = []
+        for i in range(reps):
+            runs["floor-callback"].append(
+                self.child(
+                    "floor-callback",
+                    dirs["callback"],
+                    {},
+                    self.floor_env,
+                    "--table",
+                    self.res.table_name,
+                    "--key",
+                    f"floor-{i}-{uuid.uuid4()}",
+                )
+            )
+            event = signed_callback(self.media_url)
+            sessions.append(
+                base64.b64decode(event["body"]).decode().split("SessionUUID=")[1].split("&")[0]
+            )
+            runs["callback"].append(
+                self.child("cold-callback", dirs["callback"], event, self.env["callback"])
+            )
+        records = stream_records(self.endpoint, self.res.stream_arn)
+        by_session = {
+            r["dynamodb"]["Keys"]["SessionUUID"]["S"]: r
+            for r in records
+            if r["eventName"] == "INSERT"
+        }
+        for i, session in enumerate(sessions):
+            runs["floor-archive"].append(
+                self.child(
+                    "floor-archive",
+                    dirs["archive"],
+                    {},
+                    self.floor_env,
+                    "--bucket",
+                    self.res.bucket_name,
+                    "--url",
+                    f"{self.media_url}/small.mp3",
+                    "--key",
+                    f"floor/{i}-{uuid.uuid4()}.mp3",
+                )
+            )
+            batch = {"Records": [by_session[session]]}
+            runs["archive"].append(
+                self.child("cold-archive", dirs["archive"], batch, self.env["archive"])
+            )
+        med = {
+            name: {
+                k: statistics.median(r[k] for r in rs)
+                for k in ("import_ms", "invoke_ms", "total_ms", "process_ms")
+            }
+            for name, rs in runs.items()
+        }
+        return {
+            "cold": med,
+            "cold_start_ratio_callback": med["callback"]["total_ms"]
+            / med["floor-callback"]["total_ms"],
+            "cold_start_ratio_archive": med["archive"]["total_ms"]
+            / med["floor-archive"]["total_ms"],
+        }
+
+    # -- warm ---------------------------------------------------------------------------------
+    def warm(self, dirs: dict[str, Path], count: int, reps: int) -> dict[str, Any]:
+        warmup = 20
+        means: dict[str, list[float]] = {"warm-callback": [], "warm-floor": []}
+        for _ in range(reps):
+            # Fresh events for every run: each callback is a new event (stored, not duplicate).
+            for mode in ("warm-floor", "warm-callback"):
+                events = [signed_callback(self.media_url) for _ in range(count + warmup)]
+                env = self.env["callback"] if mode == "warm-callback" else self.floor_env
+                result = self.child(
+                    mode,
+                    dirs["callback"],
+                    events,
+                    env,
+                    "--table",
+                    self.res.table_name,
+                    "--token",
+                    TOKEN,
+                    "--url",
+                    CALLBACK_URL,
+                    "--warmup",
+                    str(warmup),
+                )
+                means[mode].append(result["mean_ms"])
+        handler = statistics.median(means["warm-callback"])
+        floor = statistics.median(means["warm-floor"])
+        return {
+            "warm": {"handler_ms": handler, "floor_ms": floor, "callbacks": count, "runs": reps},
+            "warm_ratio_callback": handler / floor,
+        }
+
+
+def archive_upload(quick: bool) -> dict[str, Any]:
+    """bench/archive_upload.py in its own process (it starts its own moto_server)."""
+    out = WORK / "archive_upload.json"
+    cmd = [sys.executable, str(ROOT / "bench" / "archive_upload.py"), "--output", str(out)]
+    subprocess.run(cmd + (["--quick"] if quick else []), check=True, cwd=ROOT)
+    return dict(json.loads(out.read_text(encoding="utf-8")))
+
+
+def table(results: dict[str, Any]) -> str:
+    goals = {
+        "cold_start_ratio_callback": "<= 1.3",
+        "cold_start_ratio_archive": "<= 1.3",
+        "warm_ratio_callback": "<= 1.15",
+        "archive_peak_rss_mib_100mib": "<= 128",
+        "archive_peak_rss_mib_1gib": "<= 128, flat",
+        "archive_time_ratio_1gib": "<= 1.0",
+        "artifact_mib_callback": "",
+        "artifact_mib_archive": "",
+    }
+    lines = [f"{'figure':<30} {'value':>9}  goal", "-" * 52]
+    for key in KEYS:
+        if key in results:
+            lines.append(f"{key:<30} {results[key]:>9}  {goals[key]}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build-dir", default=str(ROOT / ".aws-sam" / "build"))
+    parser.add_argument("--quick", action="store_true", help="fewer runs, 100 MiB file only")
+    parser.add_argument("--only", choices=["all", "cold", "warm", "archive", "size"], default="all")
+    parser.add_argument(
+        "--variant",
+        choices=["bytecode", "source"],
+        default="bytecode",
+        help="source: the artifact without its bytecode (what sam build alone ships)",
+    )
+    parser.add_argument(
+        "--overlay-source",
+        action="store_true",
+        help="use the working tree's recording_archive instead of the built one",
+    )
+    parser.add_argument("--reps", type=int, default=0, help="cold start runs (default 11/5)")
+    parser.add_argument("--callbacks", type=int, default=0, help="warm callbacks (2000/400)")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
+    args = parser.parse_args()
+    reps = args.reps or (5 if args.quick else 11)
+    callbacks = args.callbacks or (400 if args.quick else 2000)
+    warm_runs = 1 if args.quick else 3
+    WORK.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    started = time.monotonic()
+    bench = Bench(args)
+    if args.only in ("all", "size"):
+        for name, function in FUNCTIONS.items():
+            results[f"artifact_mib_{name}"] = round(_dir_mib(bench.build_dir / function), 1)
+    if args.only in ("all", "cold", "warm"):
+        dirs = {
+            name: native_twin(
+                bench.build_dir, function, bench.python, args.variant, args.overlay_source
+            )
+            for name, function in FUNCTIONS.items()
+        }
+        try:
+            bench.start()
+            if args.only in ("all", "cold"):
+                cold = bench.cold(dirs, reps)
+                details["cold_ms_medians"] = cold.pop("cold")
+                results |= {k: round(v, 2) for k, v in cold.items()}
+            if args.only in ("all", "warm"):
+                warm = bench.warm(dirs, callbacks, warm_runs)
+                details["warm_ms_per_callback"] = warm.pop("warm")
+                results |= {k: round(v, 2) for k, v in warm.items()}
+        finally:
+            bench.stop()
+    if args.only in ("all", "archive"):
+        upload = archive_upload(args.quick)
+        details["archive_upload"] = upload
+        for key in ("archive_peak_rss_mib_100mib", "archive_peak_rss_mib_1gib"):
+            if key in upload:
+                results[key] = upload[key]
+        if "archive_time_ratio_1gib" in upload:
+            results["archive_time_ratio_1gib"] = upload["archive_time_ratio_1gib"]
+
+    print()
+    print(table(results))
+    for name, med in details.get("cold_ms_medians", {}).items():
+        print(
+            f"  cold {name:<15} import {med['import_ms']:7.1f} ms  invoke {med['invoke_ms']:7.1f}"
+            f" ms  total {med['total_ms']:7.1f} ms  (process {med['process_ms']:7.1f} ms)"
+        )
+    if "warm_ms_per_callback" in details:
+        w = details["warm_ms_per_callback"]
+        print(f"  warm handler {w['handler_ms']:.3f} ms/callback, floor {w['floor_ms']:.3f} ms")
+    meta = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+        "runtime_python": subprocess.run(
+            [bench.python, "-c", "import sys; print(sys.version.split()[0])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip(),
+        "variant": args.variant + (" +overlay" if args.overlay_source else ""),
+        "quick": args.quick,
+        "cold_runs": reps,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    (WORK / "details.json").write_text(
+        json.dumps({"meta": meta, "results": results, **details}, indent=2) + "\n", "utf-8"
+    )
+    if args.only == "all" and args.variant == "bytecode" and not args.overlay_source:
+        Path(args.output).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.output} ({meta['seconds']} s); details in {WORK / 'details.json'}")
+    else:
+        print(f"partial run: details in {WORK / 'details.json'} ({meta['seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()
