@@ -67,6 +67,9 @@ def sweep(
                 next_due_at=int(now),
                 failed=True,
             )
+            # FAILED for good: the same alarmed metric as every other FAILED recording.
+            metrics.add_metric(name="RecordingsFailed", unit=MetricUnit.Count, value=1)
+            logger.error("completed event cannot be archived: FAILED", extra={"reason": str(exc)})
             counts["failed"] += 1
             continue
         try:
