@@ -50,6 +50,7 @@ from recording_archive.logic.store_callback import (
     build_item,
     store_event,
 )
+from recording_archive.models import callback_openapi
 from recording_archive.models import item as f
 from recording_archive.models.errors import (
     CallbackRejectedError,
@@ -166,7 +167,20 @@ def _body_bytes(event: APIGatewayProxyEventV2) -> bytes:
     return body.encode("utf-8", errors="surrogatepass")
 
 
-@app.route(CALLBACK_PATH, method=["POST", "GET"])
+@app.route(
+    CALLBACK_PATH,
+    method="POST",
+    summary="A Plivo recording callback (form or JSON body)",
+    responses=callback_openapi.RESPONSES,
+    openapi_extensions=callback_openapi.POST_EXTENSIONS,
+)
+@app.route(
+    CALLBACK_PATH,
+    method="GET",
+    summary="A Plivo recording callback (attributes in the query string)",
+    responses=callback_openapi.GET_RESPONSES,
+    openapi_extensions=callback_openapi.GET_EXTENSIONS,
+)
 def receive_callback() -> Response[Any]:
     deps = _deps or default_dependencies()
     event = app.current_event
@@ -235,7 +249,13 @@ def receive_callback() -> Response[Any]:
     )
 
 
-@app.route(CALLBACK_PATH, method=["PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@app.route(
+    CALLBACK_PATH,
+    method=["PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+    summary="Not allowed",
+    responses=callback_openapi.OTHER_RESPONSES,
+    include_in_schema=False,
+)
 def other_methods() -> Response[Any]:
     return _json(405, {"error": "method_not_allowed", "message": "use POST or GET"})
 
