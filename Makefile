@@ -74,9 +74,21 @@ test: lint typecheck validate unit
 build: $(TOOLS)/sam/.installed
 	$(RUNTIME_ENV) $(TOOLS)/sam/bin/sam build --template template.yaml --build-dir $(BUILD_DIR)
 	$(RUNTIME_ENV) python3.13 scripts/post_build.py $(BUILD_DIR)
+	touch $(BUILD_DIR)/.built
 
-bench: setup build
+# `make bench` rebuilds only when the template, the requirements or a source file changed.
+$(BUILD_DIR)/.built: template.yaml functions/requirements.txt $(shell find functions -name '*.py')
+	$(MAKE) --no-print-directory build BUILD_DIR=$(BUILD_DIR)
+
+bench: setup $(BUILD_DIR)/.built
 	$(RUNTIME_ENV) $(BIN)/python bench/run.py --build-dir $(BUILD_DIR) $(if $(QUICK),--quick)
+
+# Load, faults, hostile input and template checks against the local stack; the table is printed
+# and written to bench/reliability.json (QUICK=1: small sizes). tests/reliability/ is the subset
+# that `make test` runs.
+.PHONY: reliability
+reliability: setup tools
+	PYTHONPATH=. $(BIN)/python -m reliability $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache

@@ -126,7 +126,39 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="show the functions' own JSON logs and metrics, and moto's request log",
     )
+    parser.add_argument(
+        "--env",
+        type=function_env_override,
+        action="append",
+        default=[],
+        metavar="FUNCTION:NAME=VALUE",
+        help=(
+            "set an environment variable of one function, after the template's (repeatable; "
+            "e.g. SweeperFunction:SWEEP_GRACE_SECONDS=0, or CallbackFunction:"
+            "AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT for fault injection)"
+        ),
+    )
     parser.set_defaults(func=run)
+
+
+def function_env_override(text: str) -> tuple[str, str, str]:
+    """`FUNCTION:NAME=VALUE` -> (logical id, name, value); the function must be one of ours."""
+    function, sep, assignment = text.partition(":")
+    name, eq, value = assignment.partition("=")
+    if not sep or not eq or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected FUNCTION:NAME=VALUE, got {text!r}")
+    if function not in FUNCTIONS:
+        raise argparse.ArgumentTypeError(
+            f"unknown function {function!r}: one of {', '.join(FUNCTIONS)}"
+        )
+    return function, name.strip(), value
+
+
+def env_overrides(items: list[tuple[str, str, str]]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for function, name, value in items:
+        out.setdefault(function, {})[name] = value
+    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -269,6 +301,8 @@ class LocalStack:
     sweep_interval: float
     auth_token: str
     console: Console = field(default_factory=Console)
+    # `--env`: per-function variables set after the template's (tests and fault injection).
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
     stop_event: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -387,6 +421,7 @@ class LocalStack:
             full_env.update(env)
             if not self.verbose:
                 full_env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+            full_env.update(self.extra_env.get(logical_id, {}))
             self.workers[logical_id] = LambdaWorker(
                 logical_id,
                 handler,
@@ -557,6 +592,7 @@ def run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         sweep_interval=args.sweep_interval,
         auth_token=os.environ.get(TOKEN_ENV) or DEV_AUTH_TOKEN,
+        extra_env=env_overrides(getattr(args, "env", None) or []),
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

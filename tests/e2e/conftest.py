@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,10 +139,12 @@ class LocalStackProcess:
             raise
 
 
-def start_local(*extra: str, token: str = TOKEN) -> LocalStackProcess:
-    port, aws_port = free_port(), free_port()
+def start_local(*extra: str, token: str = TOKEN, aws_port: int | None = None) -> LocalStackProcess:
+    """`recording-archive local` on free loopback ports, once its ready line is printed."""
+    port = free_port()
+    aws_port = aws_port or free_port()
     while aws_port == port:
-        aws_port = free_port()
+        port = free_port()
     proc = subprocess.Popen(
         [*cli_command(), "local", "--port", str(port), "--aws-port", str(aws_port), *extra],
         stdout=subprocess.PIPE,
@@ -153,9 +156,19 @@ def start_local(*extra: str, token: str = TOKEN) -> LocalStackProcess:
     try:
         stack.wait_for(lambda line: line.startswith("ready:"), timeout=READY_SECONDS)
     except AssertionError:
-        stack.stop(signal.SIGKILL)
+        stop_tree(stack)
         raise
     return stack
+
+
+def stop_tree(stack: LocalStackProcess) -> None:
+    """Stop the stack (SIGTERM), then SIGKILL whatever it started that outlived it."""
+    children = descendants(stack.proc.pid)
+    with suppress(subprocess.TimeoutExpired):
+        stack.stop(signal.SIGTERM, timeout=20)
+    for pid in children:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -163,9 +176,4 @@ def local_stack() -> Iterator[LocalStackProcess]:
     """One `recording-archive local --no-demo` for the module's tests; stopped at the end."""
     stack = start_local("--no-demo", "--sweep-interval", "2")
     yield stack
-    if stack.proc.poll() is None:
-        children = descendants(stack.proc.pid)
-        stack.stop()
-        for pid in children:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+    stop_tree(stack)

@@ -1,0 +1,327 @@
+"""`python -m reliability`: run the suites, print the table, write bench/reliability.json.
+
+Exit status 1 if any figure that must hold does not (a 5xx, a lost event, a recording archived
+other than once, a write from a rejected request, an outbound request to a refused host, a
+leaked secret in a log line, a failed checkov check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reliability import faults, hostile, load
+from reliability.logscan import Secrets, scan
+from reliability.stack import running_stack
+from reliability.template_checks import checkov_summary
+from tests.support.media_server import MediaServer
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "bench" / "reliability.json"
+SUITES = ("load", "faults", "hostile", "template")
+
+FULL = {
+    "sessions": 500,
+    "calls": 6,
+    "fuzz": 1500,
+    "schemathesis": 150,
+    "kill_mib": 48,
+    "per_phase": 20,
+    "stalled": 3,
+}
+QUICK = {
+    "sessions": 40,
+    "calls": 3,
+    "fuzz": 150,
+    "schemathesis": 25,
+    "kill_mib": 12,
+    "per_phase": 6,
+    "stalled": 1,
+}
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    mem = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f", {int(line.split()[1]) // 1024 // 1024} GiB RAM"
+    return f"{platform.platform()}, {cpus} CPUs{mem}, Python {platform.python_version()}"
+
+
+def run_load_suite(size: dict[str, Any]) -> dict[str, Any]:
+    with MediaServer() as media, running_stack() as stack:
+        figures, secrets = load.run_load(
+            stack, media, sessions=size["sessions"], calls=size["calls"]
+        )
+        logs = scan(stack.lines(), secrets)
+    figures["log_lines_scanned"] = logs.lines
+    figures["log_leaks"] = logs.count
+    figures["log_leak_examples"] = logs.leaks[:5]
+    figures["passed"] = load.load_passed(figures) and logs.count == 0
+    return figures
+
+
+def run_fault_suite(size: dict[str, Any]) -> dict[str, Any]:
+    with MediaServer() as media:
+        figures, secrets, lines = faults.run_faults(
+            media,
+            per_phase=size["per_phase"],
+            stalled=size["stalled"],
+            kill_size_mib=size["kill_mib"],
+        )
+    logs = scan(lines, secrets)
+    figures["log_lines_scanned"] = logs.lines
+    figures["log_leaks"] = logs.count
+    figures["passed"] = faults_passed(figures) and logs.count == 0
+    return figures
+
+
+def faults_passed(f: dict[str, Any]) -> bool:
+    t, m = f.get("table_outage", {}), f.get("media", {})
+    k, b = f.get("kill_mid_upload", {}), f.get("partial_batch", {})
+    return bool(
+        t.get("answers_5xx") == 0
+        and t.get("lost_events") == 0
+        and t.get("queued_to_fallback", 0) > 0
+        and t.get("recordings_archived") == t.get("recordings")
+        and all(o in ("archived once", "FAILED, no object") for o in m.get("outcomes", {}).values())
+        and m.get("recordings_failed_metric", 0) >= 1
+        and m.get("incomplete_multipart_uploads") == 0
+        and m.get("partial_objects") == 0
+        and k.get("upload_in_progress_when_killed")
+        and k.get("outcome") == "archived once by the sweeper"
+        and b.get("only_the_failing_record_reported")
+        and b.get("others_archived_once")
+    )
+
+
+def run_hostile_suite(size: dict[str, Any]) -> dict[str, Any]:
+    figures: dict[str, Any] = {"ssrf": hostile.ssrf_suite()}
+    run = hostile.run_handler_suites(max_examples=size["fuzz"])
+    figures.update(run.results)
+    figures["handler"] = run.harness.figures()
+    secrets = run.harness.secrets
+    lines = run.lines
+    stack_secrets = Secrets()
+    # The media policy of production (https, allow-listed names, public addresses only), not
+    # the local mode's loopback allowance: the URLs below are judged as in AWS.
+    with running_stack(
+        "--env",
+        "CallbackFunction:MEDIA_ALLOW_LOOPBACK=false",
+        "--env",
+        "ArchiveFunction:MEDIA_ALLOW_LOOPBACK=false",
+        "--env",
+        "ArchiveFunction:MEDIA_RETRY_BUDGET_SECONDS=2",
+    ) as stack:
+        stack_secrets.tokens.add(stack.token)
+        figures["urls_end_to_end"] = hostile.hostile_urls_end_to_end(stack, stack_secrets)
+        figures["schemathesis"] = hostile.schemathesis_suite(
+            stack, max_examples=size["schemathesis"], secrets=stack_secrets
+        )
+        stack_lines = stack.lines()
+    logs = scan(lines, secrets)
+    logs2 = scan(stack_lines, stack_secrets)
+    figures["log_lines_scanned"] = logs.lines + logs2.lines
+    figures["log_leaks"] = logs.count + logs2.count
+    figures["log_leak_examples"] = (logs.leaks + logs2.leaks)[:5]
+    s, h, sc, e2e = (
+        figures["ssrf"],
+        figures["handler"],
+        figures["schemathesis"],
+        figures["urls_end_to_end"],
+    )
+    figures["inputs_tried"] = (
+        h["inputs_tried"]
+        + sc["inputs_tried"]
+        + s["urls_tried"]
+        + s["redirects_tried"]
+        + e2e["urls_sent"]
+    )
+    figures["answers_5xx"] = h["answers_5xx"] + sc["answers_5xx"]
+    figures["writes_from_rejected_requests"] = (
+        h["writes_from_rejected_requests"] + sc["writes_from_rejected_requests"]
+    )
+    figures["outbound_requests_to_refused_hosts"] = (
+        s["outbound_connections_to_refused_hosts"] + s["trap_requests"] + e2e["trap_requests"]
+    )
+    figures["passed"] = bool(
+        figures["answers_5xx"] == 0
+        and figures["writes_from_rejected_requests"] == 0
+        and figures["outbound_requests_to_refused_hosts"] == 0
+        and figures["log_leaks"] == 0
+        and not figures["fuzz"]["error"]
+        and not h["failures"]
+        and not sc["failures"]
+        and not s["unexpected"]
+        and s["urls_refused"] == s["urls_tried"]
+        and e2e["objects_written"] == 0
+        and e2e["stored_then_refused_by_archiver"].get("FAILED", 0)
+        == e2e["stored_refusals_expected"]
+    )
+    return figures
+
+
+def table(results: dict[str, Any]) -> str:
+    rows: list[tuple[str, str, str]] = []
+
+    def row(suite: str, name: str, value: Any) -> None:
+        rows.append((suite, name, str(value)))
+
+    if "load" in results:
+        f = results["load"]
+        row(
+            "load",
+            "callbacks sent (unique + duplicates)",
+            f"{f['callbacks_sent']} ({f['unique_events']} + {f['duplicates_sent']}), "
+            f"{f['sessions']} sessions, {f['concurrency']} senders",
+        )
+        row("load", "callbacks per second", f["callbacks_per_second"])
+        row("load", "latency p50 / p99 (ms)", f"{f['latency_p50_ms']} / {f['latency_p99_ms']}")
+        row("load", "5xx answers", f["answers_5xx"])
+        row("load", "events stored = unique sent", f"{f['events_stored']} = {f['unique_events']}")
+        row(
+            "load",
+            "recordings archived exactly once (bytes+SHA-256)",
+            f"{f['archived_exactly_once']} / {f['recordings']} "
+            f"({f['object_versions']} object versions)",
+        )
+        row("load", "incomplete multipart uploads", f["incomplete_multipart_uploads"])
+        row("load", "time to archive the last recording (s)", f["archive_drain_seconds"])
+    if "faults" in results:
+        f = results["faults"]
+        t = f.get("table_outage", {})
+        if t:
+            row(
+                "faults",
+                "table refused/stalled: callbacks, 5xx, queued, lost",
+                f"{t['callbacks']}, {t['answers_5xx']}, {t['queued_to_fallback']}, "
+                f"{t['lost_events']}",
+            )
+            row(
+                "faults",
+                "queued events drained into the table",
+                f"{t['stored_via_fallback_drain']} / {t['queued_to_fallback']}",
+            )
+        m = f.get("media", {})
+        for name, outcome in m.get("outcomes", {}).items():
+            row("faults", f"media: {name}", outcome)
+        if m:
+            row("faults", "RecordingsFailed metric emitted", m["recordings_failed_metric"])
+            row(
+                "faults",
+                "partial objects / incomplete uploads",
+                f"{m['partial_objects']} / {m['incomplete_multipart_uploads']}",
+            )
+        k = f.get("kill_mid_upload", {})
+        if k:
+            row("faults", f"SIGKILL mid upload ({k['size_mib']} MiB)", k["outcome"])
+        b = f.get("partial_batch", {})
+        if b:
+            row(
+                "faults",
+                "stream batch, one record failing",
+                "only it reported" if b["only_the_failing_record_reported"] else "WRONG",
+            )
+    if "hostile" in results:
+        f = results["hostile"]
+        s = f["ssrf"]
+        urls = s["urls_tried"] + s["redirects_tried"] + f["urls_end_to_end"]["urls_sent"]
+        row(
+            "hostile",
+            "inputs tried",
+            f"{f['inputs_tried']} (handler {f['handler']['inputs_tried']}, "
+            f"schemathesis {f['schemathesis']['inputs_tried']}, URLs {urls})",
+        )
+        row("hostile", "5xx answers", f["answers_5xx"])
+        row("hostile", "writes from rejected requests", f["writes_from_rejected_requests"])
+        row(
+            "hostile", "outbound requests to refused hosts", f["outbound_requests_to_refused_hosts"]
+        )
+        row(
+            "hostile",
+            "log lines with a phone number, token or signature",
+            f"{f['log_leaks']} of {f['log_lines_scanned']}",
+        )
+    for suite in ("load", "faults"):
+        if suite in results:
+            row(
+                suite,
+                "log lines with a phone number, token or signature",
+                f"{results[suite]['log_leaks']} of {results[suite]['log_lines_scanned']}",
+            )
+    if "template" in results:
+        c = results["template"]
+        row(
+            "template",
+            "checkov passed / failed / skipped (with reason)",
+            f"{c.get('passed')} / {c.get('failed')} / {c.get('skipped')} "
+            f"({c.get('skips_with_reason')})",
+        )
+        row("template", "least-privilege roles", c.get("least_privilege_test", ""))
+    w1 = max(len(r[0]) for r in rows)
+    w2 = max(len(r[1]) for r in rows)
+    lines = [f"{'suite':<{w1}}  {'figure':<{w2}}  value", f"{'-' * w1}  {'-' * w2}  -----"]
+    lines += [f"{a:<{w1}}  {b:<{w2}}  {c}" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reliability", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes (about 3 minutes)")
+    parser.add_argument(
+        "--only", default=",".join(SUITES), help=f"comma-separated suites ({','.join(SUITES)})"
+    )
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    size = QUICK if args.quick else FULL
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(chosen) - set(SUITES)
+    if unknown:
+        parser.error(f"unknown suite(s): {', '.join(sorted(unknown))}")
+    runners = {
+        "load": run_load_suite,
+        "faults": run_fault_suite,
+        "hostile": run_hostile_suite,
+        "template": lambda _size: checkov_summary(),
+    }
+    results: dict[str, Any] = {}
+    started = time.monotonic()
+    for suite in chosen:
+        t0 = time.monotonic()
+        print(f"reliability: {suite} ...", file=sys.stderr, flush=True)
+        results[suite] = runners[suite](size)
+        results[suite]["suite_seconds"] = round(time.monotonic() - t0, 1)
+    if "template" in results:
+        results["template"]["ok"] = results["template"].get("failed") == 0
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": "make reliability" + (" (--quick)" if args.quick else ""),
+        "sizes": size,
+        "seconds": round(time.monotonic() - started, 1),
+        "passed": all(r.get("ok", r.get("passed")) for r in results.values()),
+        "results": results,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2, default=str) + "\n", "utf-8")
+    print(table(results))
+    print(
+        f"\n{report['machine']} | {report['date']} | {report['seconds']} s | "
+        f"{'PASSED' if report['passed'] else 'FAILED'} | written to "
+        f"{args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}"
+    )
+    return 0 if report["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,498 @@
+"""Faults, each recovered without losing an event or a recording.
+
+One local stack whose CallbackFunction reaches DynamoDB through a `FaultProxy`
+(`--env CallbackFunction:AWS_ENDPOINT_URL_DYNAMODB=...`), with a short media retry budget and
+read timeout for the archiver, and a loopback media server scripted with faults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reliability.callbacks import Callback, Recording, Sender, prepare, session_callbacks
+from reliability.logscan import Secrets
+from reliability.stack import Stack, env_args, running_stack, wait_until
+from reliability.tcp_proxy import FaultProxy
+from tests.support.media_server import (
+    GeneratedBody,
+    MediaServer,
+    Reset,
+    Stall,
+    Status,
+    Truncate,
+    WrongLength,
+)
+from tests.support.moto_server import free_port
+
+MiB = 1024 * 1024
+
+
+def fault_stack_args(proxy_url: str) -> list[str]:
+    return [
+        "--sweep-interval",
+        "3600",  # the sweeps of this suite are run by hand (reliability.invoke), later
+        *env_args(
+            [
+                ("CallbackFunction", "AWS_ENDPOINT_URL_DYNAMODB", proxy_url),
+                ("ArchiveFunction", "MEDIA_RETRY_BUDGET_SECONDS", "3"),
+                ("ArchiveFunction", "MEDIA_READ_TIMEOUT_SECONDS", "2"),
+                ("ArchiveFunction", "PART_SIZE_MIB", "5"),
+            ]
+        ),
+    ]
+
+
+def item(stack: Stack, session: str, seq: int) -> dict[str, Any]:
+    result: dict[str, Any] = (
+        stack.client("dynamodb")
+        .get_item(
+            TableName=stack.table,
+            Key={"SessionUUID": {"S": session}, "SequenceNumber": {"N": str(seq)}},
+            ConsistentRead=True,
+        )
+        .get("Item", {})
+    )
+    return result
+
+
+def gave_up(stack: Stack) -> int:
+    """Stream records the local event source mapping sent to the on-failure queue so far."""
+    total = 0
+    for line in list(stack.proc.stdout):
+        if "archive gave up on " in line:
+            count = line.split("archive gave up on ", 1)[1].split(" ", 1)[0]
+            total += int(count) if count.isdigit() else 1
+    return total
+
+
+def status_of(stack: Stack, rec: Recording) -> str | None:
+    return item(stack, rec.session_uuid, rec.sequence).get("ArchiveStatus", {}).get("S")
+
+
+def object_versions(stack: Stack, key: str) -> list[dict[str, Any]]:
+    page = stack.client("s3").list_object_versions(Bucket=stack.bucket, Prefix=key)
+    return [v for v in page.get("Versions", []) if v["Key"] == key]
+
+
+def partial_objects(stack: Stack) -> int:
+    """Object versions in the bucket that are not exactly an ARCHIVED item's object (its key,
+    version and size): what a failed or killed upload would leave behind."""
+    archived = {
+        (i["ArchiveKey"]["S"], i.get("ArchiveVersionId", {}).get("S"), int(i["ArchiveSize"]["N"]))
+        for i in stack.items()
+        if i.get("ArchiveStatus", {}).get("S") == "ARCHIVED"
+    }
+    keys = {(k, s) for k, _, s in archived}
+    page = stack.client("s3").list_object_versions(Bucket=stack.bucket)
+    return sum(
+        1
+        for v in page.get("Versions", [])
+        if (v["Key"], v["VersionId"], v["Size"]) not in archived
+        and (v["Key"], v["Size"]) not in keys
+    )
+
+
+def verify_archived_once(stack: Stack, rec: Recording, body: GeneratedBody) -> str | None:
+    """None if archived exactly once with the right bytes; else what is wrong."""
+    it = item(stack, rec.session_uuid, rec.sequence)
+    if it.get("ArchiveStatus", {}).get("S") != "ARCHIVED":
+        return f"status {it.get('ArchiveStatus', {}).get('S')}"
+    key = it["ArchiveKey"]["S"]
+    versions = object_versions(stack, key)
+    if len(versions) != 1:
+        return f"{len(versions)} versions"
+    data = stack.client("s3").get_object(Bucket=stack.bucket, Key=key)["Body"].read()
+    if len(data) != body.size or hashlib.sha256(data).hexdigest() != body.sha256_hex:
+        return "bytes differ"
+    return None
+
+
+def worker_env(stack: Stack, logical_id: str) -> dict[str, str]:
+    pids = stack.worker_pids(logical_id)
+    if not pids:
+        raise RuntimeError(f"no live worker of {logical_id}")
+    raw = Path(f"/proc/{pids[0]}/environ").read_bytes().split(b"\0")
+    return dict(e.decode().split("=", 1) for e in raw if b"=" in e)
+
+
+def run_invoke(
+    stack: Stack, logical_id: str, *args: str, extra: dict[str, str] | None = None
+) -> tuple[Any, list[str]]:
+    """reliability.invoke in a child with the worker's environment: (result, log lines)."""
+    env = {**worker_env(stack, logical_id), **(extra or {})}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-m", "reliability.invoke", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    lines = done.stdout.splitlines() + done.stderr.splitlines()
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError(f"reliability.invoke {args} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]), lines
+
+
+# --- 1. the table refusing, then stalling, writes -----------------------------------------
+def table_outage(
+    stack: Stack,
+    proxy: FaultProxy,
+    media: MediaServer,
+    rng: random.Random,
+    secrets: Secrets,
+    *,
+    per_phase: int = 10,
+    stalled: int = 2,
+) -> dict[str, Any]:
+    sender = Sender(stack.callback_url)
+    phases = [("pass", per_phase), ("refuse", per_phase), ("stall", stalled), ("pass", per_phase)]
+    sent: list[Callback] = []
+    recordings: list[Recording] = []
+    answers: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+    for mode, count in phases:
+        proxy.set_mode(mode)
+        cbs: list[Callback] = []
+        while len(cbs) < count:
+            more, recs, numbers = session_callbacks(
+                rng, calls=1, media_base=media.base_url, failed_rate=0.0
+            )
+            secrets.add_phones(numbers)
+            for r in recs:
+                media.add(r.path, GeneratedBody(r.size, r.seed))
+            cbs += more
+            recordings += recs
+
+        def send(cb: Callback, mode: str = mode, lock: threading.Lock = lock) -> None:
+            p = prepare(cb, stack.callback_url, stack.token)
+            result = sender.send(p)
+            with lock:
+                secrets.signatures.add(p.signature)
+                statuses[result.status] += 1
+                status = json.loads(result.body).get("status") if result.status == 200 else None
+                answers[f"{mode}:{status or result.status}"] += 1
+
+        threads = [threading.Thread(target=send, args=(cb,)) for cb in cbs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        sent += cbs
+    proxy.set_mode("pass")
+    keys = {c.key for c in sent}
+
+    def stored() -> set[tuple[str, int]]:
+        return {(i["SessionUUID"]["S"], int(i["SequenceNumber"]["N"])) for i in stack.items()}
+
+    wait_until(lambda: keys <= stored(), timeout=120, interval=1.0)
+    items = {(i["SessionUUID"]["S"], int(i["SequenceNumber"]["N"])): i for i in stack.items()}
+    from_fallback = sum(
+        1 for k in keys if items.get(k, {}).get("Source", {}).get("S") == "fallback"
+    )
+    wait_until(
+        lambda: all(status_of(stack, r) == "ARCHIVED" for r in recordings),
+        timeout=120,
+        interval=1.0,
+    )
+    archived = sum(status_of(stack, r) == "ARCHIVED" for r in recordings)
+    return {
+        "callbacks": len(sent),
+        "answers": dict(sorted(answers.items())),
+        "answers_5xx": sum(v for k, v in statuses.items() if k >= 500 or k == 0),
+        "queued_to_fallback": sum(v for k, v in answers.items() if k.endswith(":queued")),
+        "events_stored": len(keys & set(items)),
+        "stored_via_fallback_drain": from_fallback,
+        "lost_events": len(keys - set(items)),
+        "recordings": len(recordings),
+        "recordings_archived": archived,
+        "proxy_connections": dict(proxy.connections),
+    }
+
+
+# --- 2. media faults ----------------------------------------------------------------------
+MEDIA_FAULTS: dict[str, tuple[int, list[Any]]] = {
+    "404 three times": (64 * 1024, [Status(404, times=3)]),
+    "500 three times": (64 * 1024, [Status(500, times=3)]),
+    "503 with Retry-After": (64 * 1024, [Status(503, headers=(("Retry-After", "1"),), times=2)]),
+    "truncated body": (256 * 1024, [Truncate(100_000)]),
+    "stalled body": (256 * 1024, [Stall(100_000, seconds=6)]),
+    "reset mid-body": (256 * 1024, [Reset(50_000)]),
+    "wrong Content-Length": (64 * 1024, [WrongLength(1000)]),
+    "truncated multipart (12 MiB)": (12 * MiB, [Truncate(7 * MiB)]),
+    "404 for 10 s (past the stream's retries)": (64 * 1024, [Status(404, times=None)]),
+    "404 for ever": (64 * 1024, [Status(404, times=None)]),
+}
+
+
+def media_faults(
+    stack: Stack, media: MediaServer, rng: random.Random, secrets: Secrets
+) -> dict[str, Any]:
+    sender = Sender(stack.callback_url)
+    cases: dict[str, tuple[Recording, GeneratedBody]] = {}
+    for name, (size, faults) in MEDIA_FAULTS.items():
+        cbs, recs, numbers = session_callbacks(
+            rng, calls=1, media_base=media.base_url, failed_rate=0
+        )
+        secrets.add_phones(numbers)
+        rec = recs[0]
+        body = GeneratedBody(size, rec.seed)
+        media.add(rec.path, body, faults=faults)
+        cases[name] = (rec, body)
+        for cb in cbs:
+            p = prepare(cb, stack.callback_url, stack.token)
+            secrets.signatures.add(p.signature)
+            assert sender.send(p).status == 200
+    baseline = gave_up(stack)
+    recovering = [n for n in cases if "404 for" not in n]
+    wait_until(
+        lambda: all(status_of(stack, cases[n][0]) == "ARCHIVED" for n in recovering),
+        timeout=90,
+        interval=1.0,
+    )
+    # The stream gives up on the persistent 404s (on-failure queue); the item stays PENDING.
+    given_up = wait_until(lambda: gave_up(stack) >= baseline + 2, timeout=120, interval=1.0)
+    late_rec, late_body = cases["404 for 10 s (past the stream's retries)"]
+    media.add(late_rec.path, late_body)  # the source recovers
+    # Later sweeps (the clock moved past the backoff): the recovered one is archived; the other
+    # fails until the attempts run out, then FAILED with the RecordingsFailed metric.
+    sweep_lines: list[str] = []
+    sweeps: list[Any] = []
+    for n in range(8):
+        result, lines = run_invoke(
+            stack,
+            "SweeperFunction",
+            "sweep",
+            "--now-offset",
+            str(86400 * (n + 1)),
+            extra={"SWEEP_MAX_ATTEMPTS": "6", "MEDIA_RETRY_BUDGET_SECONDS": "1"},
+        )
+        sweeps.append(result)
+        sweep_lines += lines
+        if status_of(stack, cases["404 for ever"][0]) == "FAILED":
+            break
+    failed_metric = sum(
+        1 for line in sweep_lines if '"RecordingsFailed"' in line and line.startswith('{"_aws"')
+    )
+    outcomes: dict[str, str] = {}
+    for name, (rec, body) in cases.items():
+        if name == "404 for ever":
+            st = status_of(stack, rec)
+            it = item(stack, rec.session_uuid, rec.sequence)
+            key = it.get("ArchiveKey", {}).get("S") or ""
+            outcomes[name] = (
+                "FAILED, no object" if st == "FAILED" and not key else f"unexpected: {st} {key}"
+            )
+        else:
+            problem = verify_archived_once(stack, rec, body)
+            outcomes[name] = "archived once" if problem is None else f"unexpected: {problem}"
+    uploads = stack.client("s3").list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
+    partial = partial_objects(stack)
+    return {
+        "outcomes": outcomes,
+        "stream_gave_up_to_on_failure_queue": given_up,
+        "sweeps": sweeps,
+        "recordings_failed_metric": failed_metric,
+        "incomplete_multipart_uploads": len(uploads),
+        "partial_objects": partial,
+        "sweep_log_lines": sweep_lines,
+    }
+
+
+# --- 3. SIGKILL of the archiving worker mid multipart upload ------------------------------
+def kill_mid_upload(
+    stack: Stack, media: MediaServer, rng: random.Random, secrets: Secrets, *, size_mib: int = 48
+) -> dict[str, Any]:
+    s3 = stack.client("s3")
+    before = {
+        u["UploadId"] for u in s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
+    }
+    cbs, recs, numbers = session_callbacks(rng, calls=1, media_base=media.base_url, failed_rate=0)
+    secrets.add_phones(numbers)
+    rec = recs[0]
+    body = GeneratedBody(size_mib * MiB, rec.seed)
+    media.add(rec.path, body)
+    sender = Sender(stack.callback_url)
+    for cb in cbs:
+        p = prepare(cb, stack.callback_url, stack.token)
+        secrets.signatures.add(p.signature)
+        assert sender.send(p).status == 200
+
+    def uploading() -> bool:
+        ups = s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
+        return any(u["UploadId"] not in before for u in ups)
+
+    baseline = gave_up(stack)
+    started = wait_until(uploading, timeout=60, interval=0.05)
+    killed = []
+    if started:
+        # Make the stream's own retries fail (the recording "disappears" for a while), so the
+        # recording is left to the sweeper, as after a crash that outlasts the retries.
+        media.add(rec.path, body, faults=[Status(404, times=None)])
+        for pid in stack.worker_pids("ArchiveFunction"):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    mid_upload_status = status_of(stack, rec)
+    wait_until(lambda: gave_up(stack) > baseline, timeout=120, interval=1.0)
+    media.add(rec.path, body)  # the source is back
+    result, lines = run_invoke(
+        stack,
+        "SweeperFunction",
+        "sweep",
+        "--now-offset",
+        str(30 * 86400),
+        extra={"SWEEP_MAX_ATTEMPTS": "20"},
+    )
+    problem = verify_archived_once(stack, rec, body)
+    orphans = [
+        u
+        for u in s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
+        if u["UploadId"] not in before
+    ]
+    return {
+        "size_mib": size_mib,
+        "upload_in_progress_when_killed": started,
+        "worker_pids_killed": len(killed),
+        "status_after_kill": mid_upload_status,
+        "sweep": result,
+        "outcome": "archived once by the sweeper" if problem is None else f"unexpected: {problem}",
+        # A SIGKILLed process cannot abort its upload: the bucket's lifecycle rule
+        # AbortIncompleteMultipartUpload (1 day) removes it in S3; moto does not run lifecycles.
+        "orphan_upload_of_killed_worker": len(orphans),
+        "sweep_log_lines": lines,
+    }
+
+
+# --- 4. a stream batch in which one record fails ------------------------------------------
+def partial_batch(
+    stack: Stack, media: MediaServer, rng: random.Random, secrets: Secrets
+) -> dict[str, Any]:
+    """ArchiveFunction's handler on one stream batch of 4 Completed records, the second of
+    which cannot be downloaded: only that one is reported; the others are archived once."""
+    sender = Sender(stack.callback_url)
+    recs: list[Recording] = []
+    bodies: dict[str, GeneratedBody] = {}
+    for i in range(4):
+        cbs, rs, numbers = session_callbacks(rng, calls=1, media_base=media.base_url, failed_rate=0)
+        secrets.add_phones(numbers)
+        rec = rs[0]
+        body = GeneratedBody(4096 + i, rec.seed)
+        bodies[rec.path] = body
+        # Until the batch below runs, every file is missing: the stream's own attempts fail.
+        media.add(rec.path, body, faults=[Status(404, times=None)])
+        for cb in cbs:
+            p = prepare(cb, stack.callback_url, stack.token)
+            secrets.signatures.add(p.signature)
+            assert sender.send(p).status == 200
+        recs.append(rec)
+    wait_until(lambda: all(item(stack, r.session_uuid, r.sequence) for r in recs), timeout=30)
+    for i, rec in enumerate(recs):
+        if i != 1:
+            media.add(rec.path, bodies[rec.path])
+    records = []
+    for n, rec in enumerate(recs):
+        image = item(stack, rec.session_uuid, rec.sequence)
+        records.append(
+            {
+                "eventID": f"rel-{n}",
+                "eventName": "INSERT",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "dynamodb": {
+                    "Keys": {
+                        "SessionUUID": image["SessionUUID"],
+                        "SequenceNumber": image["SequenceNumber"],
+                    },
+                    "NewImage": image,
+                    "SequenceNumber": f"{9000000 + n:021d}",
+                    "SizeBytes": 1000,
+                    "StreamViewType": "NEW_IMAGE",
+                },
+                "eventSourceARN": "arn:aws:dynamodb:us-east-1:000000000000:table/x/stream/1",
+            }
+        )
+    gets_before = Counter(r.path for r in media.requests)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump({"Records": records}, fh)
+        event_path = fh.name
+    try:
+        result, lines = run_invoke(
+            stack,
+            "ArchiveFunction",
+            "archive-batch",
+            event_path,
+            extra={"MEDIA_RETRY_BUDGET_SECONDS": "1"},
+        )
+    finally:
+        Path(event_path).unlink(missing_ok=True)
+    gets = Counter(r.path for r in media.requests) - gets_before
+    reported = [f["itemIdentifier"] for f in result.get("batchItemFailures", [])]
+    others_ok = all(
+        verify_archived_once(stack, rec, bodies[rec.path]) is None
+        for i, rec in enumerate(recs)
+        if i != 1
+    )
+    return {
+        "records": len(records),
+        "batch_item_failures": reported,
+        "only_the_failing_record_reported": reported == [records[1]["dynamodb"]["SequenceNumber"]],
+        "others_archived_once": others_ok,
+        "downloads_of_the_others_in_this_batch": [
+            gets[r.path] for i, r in enumerate(recs) if i != 1
+        ],
+        "log_lines": lines,
+    }
+
+
+def run_faults(
+    media: MediaServer,
+    *,
+    per_phase: int = 10,
+    stalled: int = 2,
+    kill_size_mib: int = 48,
+    include: Sequence[str] = ("table", "media", "kill", "batch"),
+    seed: int = 7,
+) -> tuple[dict[str, Any], Secrets, list[str]]:
+    rng = random.Random(seed)
+    secrets = Secrets()
+    aws_port = free_port()
+    proxy = FaultProxy(aws_port).start()
+    figures: dict[str, Any] = {}
+    extra_lines: list[str] = []
+    try:
+        with running_stack(*fault_stack_args(proxy.url), aws_port=aws_port) as stack:
+            secrets.tokens.add(stack.token)
+            if "table" in include:
+                figures["table_outage"] = table_outage(
+                    stack, proxy, media, rng, secrets, per_phase=per_phase, stalled=stalled
+                )
+            if "media" in include:
+                figures["media"] = media_faults(stack, media, rng, secrets)
+                extra_lines += figures["media"].pop("sweep_log_lines")
+            if "kill" in include:
+                figures["kill_mid_upload"] = kill_mid_upload(
+                    stack, media, rng, secrets, size_mib=kill_size_mib
+                )
+                extra_lines += figures["kill_mid_upload"].pop("sweep_log_lines")
+            if "batch" in include:
+                figures["partial_batch"] = partial_batch(stack, media, rng, secrets)
+                extra_lines += figures["partial_batch"].pop("log_lines")
+            extra_lines += stack.lines()
+    finally:
+        proxy.stop()
+    return figures, secrets, extra_lines

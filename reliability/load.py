@@ -1,0 +1,266 @@
+"""Load: many signed callbacks from concurrent senders, then a full audit of table and bucket.
+
+Sessions of several calls (Initiated + Completed, or Failed), each Completed pointing at its own
+recording on a loopback media server; a share of the callbacks is sent twice; the order is
+shuffled (so within each session too). The audit reads every item and every object version
+back: events stored = unique events sent, each recording archived once (one object, one
+version, size and SHA-256 of the source).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reliability.callbacks import (
+    Callback,
+    Prepared,
+    Recording,
+    Result,
+    Sender,
+    percentile,
+    prepare,
+    session_callbacks,
+)
+from reliability.logscan import Secrets
+from reliability.stack import Stack, wait_until
+from tests.support.media_server import GeneratedBody, MediaServer
+
+
+@dataclass
+class LoadPlan:
+    callbacks: list[Callback]  # unique events
+    recordings: list[Recording]
+    sends: list[Callback]  # what is sent, duplicates included, in send order
+    secrets: Secrets = field(default_factory=Secrets)
+
+
+def plan_load(
+    *,
+    sessions: int,
+    calls: int,
+    media_base: str,
+    duplicate_rate: float = 0.2,
+    failed_rate: float = 0.1,
+    seed: int = 20261120,
+) -> LoadPlan:
+    rng = random.Random(seed)
+    callbacks: list[Callback] = []
+    recordings: list[Recording] = []
+    secrets = Secrets()
+    for i in range(sessions):
+        # Most sessions post forms, as Plivo does for voice callbacks; some JSON, some GET.
+        method, ctype = (
+            ("GET", "form") if i % 10 == 9 else ("POST", "json" if i % 10 == 8 else "form")
+        )
+        cbs, recs, numbers = session_callbacks(
+            rng,
+            calls=calls,
+            media_base=media_base,
+            failed_rate=failed_rate,
+            method=method,
+            content_type=ctype,
+        )
+        callbacks += cbs
+        recordings += recs
+        secrets.add_phones(numbers)
+    sends = list(callbacks)
+    sends += [c for c in callbacks if rng.random() < duplicate_rate]
+    rng.shuffle(sends)
+    return LoadPlan(callbacks, recordings, sends, secrets)
+
+
+def send_all(
+    sender: Sender,
+    url: str,
+    token: str,
+    sends: Sequence[Callback],
+    *,
+    concurrency: int,
+    secrets: Secrets,
+) -> tuple[list[Result], float]:
+    """Send every callback from `concurrency` threads; (results, wall seconds)."""
+    results: list[Result | None] = [None] * len(sends)
+    next_index = iter(range(len(sends)))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                return
+            p: Prepared = prepare(sends[i], url, token)
+            with lock:
+                secrets.signatures.add(p.signature)
+            results[i] = sender.send(p)
+
+    threads = [threading.Thread(target=worker, name=f"sender-{n}") for n in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [r for r in results if r is not None], time.perf_counter() - start
+
+
+def audit_recordings(
+    stack: Stack, recordings: Sequence[Recording], bodies: dict[str, GeneratedBody]
+) -> dict[str, Any]:
+    """Every recording: its item ARCHIVED, exactly one object version, size and SHA-256 right."""
+    s3 = stack.client("s3")
+    ddb = stack.client("dynamodb")
+    versions: Counter[str] = Counter()
+    kwargs: dict[str, Any] = {"Bucket": stack.bucket, "Prefix": "recordings/"}
+    for _ in range(100_000):
+        page = s3.list_object_versions(**kwargs)
+        for v in page.get("Versions", []):
+            versions[v["Key"]] += 1
+        if not page.get("IsTruncated"):
+            break
+        kwargs["KeyMarker"] = page["NextKeyMarker"]
+        kwargs["VersionIdMarker"] = page["NextVersionIdMarker"]
+    uploads = s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
+    ok, problems = 0, []
+    for rec in recordings:
+        item = ddb.get_item(
+            TableName=stack.table,
+            Key={
+                "SessionUUID": {"S": rec.session_uuid},
+                "SequenceNumber": {"N": str(rec.sequence)},
+            },
+            ConsistentRead=True,
+        ).get("Item", {})
+        status = item.get("ArchiveStatus", {}).get("S")
+        key = item.get("ArchiveKey", {}).get("S", "")
+        body = bodies[rec.path]
+        if status != "ARCHIVED" or versions.get(key, 0) != 1:
+            problems.append(
+                f"{rec.recording_uuid}: status={status} versions={versions.get(key, 0)}"
+            )
+            continue
+        head = s3.head_object(Bucket=stack.bucket, Key=key)
+        obj = s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read()
+        digest = hashlib.sha256(obj).hexdigest()
+        if (
+            len(obj) != body.size
+            or head["ContentLength"] != body.size
+            or digest != body.sha256_hex
+            or item.get("ArchiveSha256", {}).get("S") != body.sha256_hex
+        ):
+            problems.append(f"{rec.recording_uuid}: bytes or SHA-256 differ")
+            continue
+        ok += 1
+    expected_keys = len(recordings)
+    return {
+        "recordings": len(recordings),
+        "archived_exactly_once": ok,
+        "objects": len(versions),
+        "object_versions": sum(versions.values()),
+        "extra_objects": max(0, len(versions) - expected_keys),
+        "incomplete_multipart_uploads": len(uploads),
+        "problems": problems[:20],
+    }
+
+
+def archived_count(stack: Stack, recordings: Sequence[Recording]) -> int:
+    ddb = stack.client("dynamodb")
+    n = 0
+    for rec in recordings:
+        item = ddb.get_item(
+            TableName=stack.table,
+            Key={
+                "SessionUUID": {"S": rec.session_uuid},
+                "SequenceNumber": {"N": str(rec.sequence)},
+            },
+            ProjectionExpression="ArchiveStatus",
+            ConsistentRead=True,
+        ).get("Item", {})
+        n += item.get("ArchiveStatus", {}).get("S") == "ARCHIVED"
+    return n
+
+
+def run_load(
+    stack: Stack,
+    media: MediaServer,
+    *,
+    sessions: int,
+    calls: int,
+    concurrency: int = 8,
+    duplicate_rate: float = 0.2,
+    archive_timeout: float = 600.0,
+    seed: int = 20261120,
+) -> tuple[dict[str, Any], Secrets]:
+    plan = plan_load(
+        sessions=sessions,
+        calls=calls,
+        media_base=media.base_url,
+        duplicate_rate=duplicate_rate,
+        seed=seed,
+    )
+    bodies: dict[str, GeneratedBody] = {}
+    for rec in plan.recordings:
+        bodies[rec.path] = media.add(rec.path, GeneratedBody(rec.size, rec.seed))  # type: ignore[assignment]
+    plan.secrets.tokens.add(stack.token)
+    sender = Sender(stack.callback_url)
+    results, wall = send_all(
+        sender,
+        stack.callback_url,
+        stack.token,
+        plan.sends,
+        concurrency=concurrency,
+        secrets=plan.secrets,
+    )
+    statuses = Counter(r.status for r in results)
+    latencies = [r.seconds for r in results]
+    # Archiving continues after the last answer: wait (bounded) for every recording.
+    archive_start = time.perf_counter()
+    wait_until(
+        lambda: archived_count(stack, plan.recordings) == len(plan.recordings),
+        timeout=archive_timeout,
+        interval=2.0,
+    )
+    archive_wait = time.perf_counter() - archive_start
+    items = stack.items()
+    stored_keys = {(i["SessionUUID"]["S"], int(i["SequenceNumber"]["N"])) for i in items}
+    unique_keys = {c.key for c in plan.callbacks}
+    media_gets = Counter(r.path for r in media.requests)
+    figures = {
+        "sessions": sessions,
+        "unique_events": len(plan.callbacks),
+        "callbacks_sent": len(plan.sends),
+        "duplicates_sent": len(plan.sends) - len(plan.callbacks),
+        "concurrency": concurrency,
+        "wall_seconds": round(wall, 2),
+        "callbacks_per_second": round(len(plan.sends) / wall, 1),
+        "latency_p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "latency_p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "latency_max_ms": round(max(latencies) * 1000, 1),
+        "status_counts": {str(k): v for k, v in sorted(statuses.items())},
+        "answers_5xx": sum(v for k, v in statuses.items() if k >= 500),
+        "no_answer": statuses.get(0, 0),
+        "events_stored": len(items),
+        "events_stored_equal_unique_sent": stored_keys == unique_keys,
+        "archive_drain_seconds": round(archive_wait, 1),
+        "media_downloads_max_per_recording": max(media_gets.values(), default=0),
+        **audit_recordings(stack, plan.recordings, bodies),
+    }
+    return figures, plan.secrets
+
+
+def load_passed(figures: dict[str, Any]) -> bool:
+    return (
+        figures["answers_5xx"] == 0
+        and figures["no_answer"] == 0
+        and figures["events_stored_equal_unique_sent"]
+        and figures["events_stored"] == figures["unique_events"]
+        and figures["archived_exactly_once"] == figures["recordings"]
+        and figures["object_versions"] == figures["recordings"]
+        and figures["incomplete_multipart_uploads"] == 0
+    )

@@ -1,0 +1,128 @@
+"""A TCP proxy on 127.0.0.1 that can pass, refuse or stall the connections through it.
+
+Put between a function and the local AWS (e.g. the callback function's DynamoDB endpoint,
+`AWS_ENDPOINT_URL_DYNAMODB`) to take the table away for a window:
+- "pass": bytes flow both ways;
+- "refuse": the listening socket is closed (new connections get ECONNREFUSED) and open ones are
+  reset;
+- "stall": connections are accepted and the client's bytes read and dropped; nothing answers
+  (the client's read timeout fires). Switching back to "pass" closes the stalled connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+from collections import Counter
+
+MODES = ("pass", "refuse", "stall")
+
+
+class FaultProxy:
+    def __init__(self, target_port: int, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.target_port = target_port
+        self.port = port
+        self.mode = "pass"
+        self.connections: Counter[str] = Counter()  # accepted connections, by mode
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._stopped = threading.Event()
+        self._generation = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> FaultProxy:
+        self._listen()
+        return self
+
+    def _listen(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(128)
+        sock.settimeout(0.2)
+        self.port = sock.getsockname()[1]
+        self._listener = sock
+        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(mode)
+        with self._lock:
+            previous, self.mode = self.mode, mode
+            self._generation += 1
+            doomed = list(self._open) if mode != previous else []
+            self._open.clear()
+        for s in doomed:  # every connection opened under the previous mode ends now
+            self._reset(s)
+        if mode == "refuse" and self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        elif mode != "refuse" and self._listener is None and not self._stopped.is_set():
+            self._listen()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.set_mode("refuse")
+
+    @staticmethod
+    def _reset(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self._stopped.is_set() and self._listener is listener:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                mode, generation = self.mode, self._generation
+                self.connections[mode] += 1
+                self._open.add(client)
+            if mode == "stall":
+                threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
+                continue
+            try:
+                upstream = socket.create_connection((self.host, self.target_port), timeout=5)
+            except OSError:
+                self._reset(client)
+                continue
+            with self._lock:
+                if generation != self._generation:
+                    self._reset(client)
+                    self._reset(upstream)
+                    continue
+                self._open.add(upstream)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _swallow(self, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while client.recv(65536):
+                pass
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    s.close()
+                with self._lock:
+                    self._open.discard(s)

@@ -1,0 +1,90 @@
+"""A bounded run of `make reliability` against `recording-archive local`: a few hundred
+callbacks, the table refusing writes, a stream batch with one failing record, schemathesis."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import pytest
+
+from reliability import faults, hostile, load
+from reliability.logscan import Secrets, scan
+from reliability.stack import Stack, running_stack
+from reliability.tcp_proxy import FaultProxy
+from tests.support.media_server import MediaServer
+from tests.support.moto_server import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def media() -> Iterator[MediaServer]:
+    with MediaServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def proxied() -> Iterator[tuple[Stack, FaultProxy]]:
+    aws_port = free_port()
+    proxy = FaultProxy(aws_port).start()
+    try:
+        with running_stack(*faults.fault_stack_args(proxy.url), aws_port=aws_port) as stack:
+            yield stack, proxy
+    finally:
+        proxy.stop()
+
+
+def test_load_every_event_stored_every_recording_archived_once(
+    proxied: tuple[Stack, FaultProxy], media: MediaServer
+) -> None:
+    stack, _ = proxied
+    figures, secrets = load.run_load(
+        stack, media, sessions=40, calls=3, archive_timeout=120, seed=11
+    )
+    assert figures["unique_events"] >= 200
+    assert figures["duplicates_sent"] > 0
+    assert figures["answers_5xx"] == 0, figures["status_counts"]
+    assert figures["events_stored_equal_unique_sent"]
+    assert figures["archived_exactly_once"] == figures["recordings"], figures["problems"]
+    assert figures["object_versions"] == figures["recordings"]
+    assert figures["incomplete_multipart_uploads"] == 0
+    assert load.load_passed(figures)
+    assert scan(stack.lines(), secrets).leaks == []
+
+
+def test_table_refusing_writes_sends_callbacks_to_the_fallback_queue_then_the_table(
+    proxied: tuple[Stack, FaultProxy], media: MediaServer
+) -> None:
+    stack, proxy = proxied
+    secrets = Secrets(tokens={stack.token})
+    figures = faults.table_outage(
+        stack, proxy, media, random.Random(3), secrets, per_phase=4, stalled=0
+    )
+    assert figures["answers_5xx"] == 0
+    assert figures["queued_to_fallback"] >= 4
+    assert figures["lost_events"] == 0
+    assert figures["stored_via_fallback_drain"] == figures["queued_to_fallback"]
+    assert figures["recordings_archived"] == figures["recordings"]
+    assert proxy.mode == "pass"
+
+
+def test_stream_batch_with_one_failing_record_reports_only_it(
+    proxied: tuple[Stack, FaultProxy], media: MediaServer
+) -> None:
+    stack, _ = proxied
+    figures = faults.partial_batch(stack, media, random.Random(5), Secrets())
+    assert figures["only_the_failing_record_reported"], figures["batch_item_failures"]
+    assert figures["others_archived_once"]
+
+
+def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(
+    proxied: tuple[Stack, FaultProxy],
+) -> None:
+    stack, _ = proxied
+    secrets = Secrets(tokens={stack.token})
+    figures = hostile.schemathesis_suite(stack, max_examples=10, secrets=secrets)
+    assert figures["inputs_tried"] >= 30
+    assert figures["answers_5xx"] == 0
+    assert figures["writes_from_rejected_requests"] == 0
+    assert figures["failures"] == []
