@@ -415,6 +415,36 @@ def test_drain_reports_a_failed_record_for_retry(
     }
 
 
+def test_queue_client_is_made_only_when_the_table_fails(
+    callback_env: dict[str, str], resources: LocalResources, lambda_context: Any
+) -> None:
+    from recording_archive.dal.events_table import RecordingEventStore
+    from recording_archive.dal.fallback_queue import FallbackQueue
+
+    made: list[Any] = []
+
+    def sqs_factory() -> Any:
+        made.append(boto3.client("sqs", endpoint_url=resources.endpoint_url))
+        return made[-1]
+
+    live = recording_callback.default_dependencies()
+    queue = FallbackQueue(sqs_factory, resources.fallback_queue_url)
+    recording_callback._deps = CallbackDependencies(
+        settings=live.settings, store=live.store, fallback=queue, credentials=live.credentials
+    )
+    status, body = call(signed_post(recording_event("SessionRecordingInitiated")), lambda_context)
+    assert (status, body["status"], made) == (200, "stored", [])
+
+    recording_callback._deps = CallbackDependencies(
+        settings=live.settings,
+        store=RecordingEventStore(_dead_client("dynamodb"), resources.table_name),
+        fallback=queue,
+        credentials=live.credentials,
+    )
+    status, body = call(signed_post(recording_event("SessionRecordingCompleted")), lambda_context)
+    assert (status, body["status"], len(made)) == (200, "queued", 1)
+
+
 def test_table_and_queue_down_answers_503(
     callback_env: dict[str, str], resources: LocalResources, lambda_context: Any
 ) -> None:
@@ -425,7 +455,7 @@ def test_table_and_queue_down_answers_503(
     recording_callback._deps = CallbackDependencies(
         settings=live.settings,
         store=RecordingEventStore(_dead_client("dynamodb"), resources.table_name),
-        fallback=FallbackQueue(_dead_client("sqs"), resources.fallback_queue_url),
+        fallback=FallbackQueue(lambda: _dead_client("sqs"), resources.fallback_queue_url),
         credentials=live.credentials,
     )
     status, body = call(signed_post(recording_event("SessionRecordingInitiated")), lambda_context)

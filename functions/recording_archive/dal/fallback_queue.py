@@ -7,7 +7,7 @@ drain function writes it with the same idempotent `put_new` and nothing is re-de
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -39,14 +39,21 @@ def decode_message(body: str) -> dict[str, Any]:
 
 
 class FallbackQueue:
-    def __init__(self, client: SQSClient, queue_url: str) -> None:
+    """The queue, with its SQS client made by `client()` at the first send, not before.
+
+    A normal callback never uses the queue, and creating an SQS client loads its service model
+    (about 40 ms, measured by `make bench`): a cold start should not pay it for nothing. Pass a
+    cached factory (`dal.aws.sqs_client`) so the client is still made once per environment.
+    """
+
+    def __init__(self, client: Callable[[], SQSClient], queue_url: str) -> None:
         self._client = client
         self._url = queue_url
 
     def send(self, item: Mapping[str, Any]) -> str:
         """Queue the item; return the message id. Raises FallbackUnavailableError."""
         try:
-            resp = self._client.send_message(QueueUrl=self._url, MessageBody=encode_message(item))
+            resp = self._client().send_message(QueueUrl=self._url, MessageBody=encode_message(item))
         except (ClientError, BotoCoreError) as exc:
             raise FallbackUnavailableError("fallback queue send failed") from exc
         return resp["MessageId"]

@@ -72,27 +72,13 @@ class CallbackDependencies:
     credentials: Any  # () -> PlivoCredentials
 
 
-class _LazyFallbackQueue:
-    """The fallback queue, whose SQS client is created only when the table fails.
-
-    Creating a client loads its service model (about 40 ms): a cost the cold start of a normal
-    callback, which never touches the queue, does not need to pay.
-    """
-
-    def __init__(self, queue_url: str) -> None:
-        self._url = queue_url
-
-    def send(self, item: dict[str, Any]) -> str:
-        return FallbackQueue(sqs_client(), self._url).send(item)
-
-
 @cache
 def default_dependencies() -> CallbackDependencies:
     settings = callback_settings()
     return CallbackDependencies(
         settings=settings,
         store=RecordingEventStore(dynamodb_client(), settings.events_table_name),
-        fallback=_LazyFallbackQueue(settings.fallback_queue_url),
+        fallback=FallbackQueue(sqs_client, settings.fallback_queue_url),
         credentials=lambda: load_credentials(
             settings.auth_secret_id, max_age=settings.secret_max_age_seconds
         ),
