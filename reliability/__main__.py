@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from typing import Any
 from reliability import faults, hostile, load
 from reliability.logscan import Secrets, scan
 from reliability.stack import running_stack
-from reliability.template_checks import checkov_summary
+from reliability.template_checks import template_suite
 from tests.support.media_server import MediaServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +68,7 @@ def run_load_suite(size: dict[str, Any]) -> dict[str, Any]:
     figures["log_lines_scanned"] = logs.lines
     figures["log_leaks"] = logs.count
     figures["log_leak_examples"] = logs.leaks[:5]
-    figures["passed"] = load.load_passed(figures) and logs.count == 0
+    figures["passed"] = load.load_passed(figures) and logs.count == 0 and logs.lines > 0
     return figures
 
 
@@ -82,7 +83,7 @@ def run_fault_suite(size: dict[str, Any]) -> dict[str, Any]:
     logs = scan(lines, secrets)
     figures["log_lines_scanned"] = logs.lines
     figures["log_leaks"] = logs.count
-    figures["passed"] = faults_passed(figures) and logs.count == 0
+    figures["passed"] = faults_passed(figures) and logs.count == 0 and logs.lines > 0
     return figures
 
 
@@ -93,15 +94,23 @@ def faults_passed(f: dict[str, Any]) -> bool:
         t.get("answers_5xx") == 0
         and t.get("lost_events") == 0
         and t.get("queued_to_fallback", 0) > 0
+        and t.get("stored_via_fallback_drain") == t.get("queued_to_fallback")
         and t.get("recordings_archived") == t.get("recordings")
-        and all(o in ("archived once", "FAILED, no object") for o in m.get("outcomes", {}).values())
+        and m.get("outcomes")
+        and all(o in ("archived once", "FAILED, no object") for o in m["outcomes"].values())
+        and m.get("stream_gave_up_to_on_failure_queue")
         and m.get("recordings_failed_metric", 0) >= 1
         and m.get("incomplete_multipart_uploads") == 0
         and m.get("partial_objects") == 0
         and k.get("upload_in_progress_when_killed")
+        and k.get("worker_pids_killed", 0) >= 1
+        and k.get("status_after_kill") == "PENDING"
+        and (k.get("sweep") or {}).get("archived") == 1
         and k.get("outcome") == "archived once by the sweeper"
+        and b.get("stream_gave_up_before_the_batch")
         and b.get("only_the_failing_record_reported")
         and b.get("others_archived_once")
+        and b.get("downloads_of_the_others_in_this_batch") == [1, 1, 1]
     )
 
 
@@ -115,16 +124,16 @@ def run_hostile_suite(size: dict[str, Any]) -> dict[str, Any]:
     stack_secrets = Secrets()
     # The media policy of production (https, allow-listed names, public addresses only), not
     # the local mode's loopback allowance: the URLs below are judged as in AWS.
-    with running_stack(
-        "--env",
-        "CallbackFunction:MEDIA_ALLOW_LOOPBACK=false",
-        "--env",
-        "ArchiveFunction:MEDIA_ALLOW_LOOPBACK=false",
-        "--env",
-        "ArchiveFunction:MEDIA_RETRY_BUDGET_SECONDS=2",
-    ) as stack:
+    egress_log = hostile.new_egress_log()
+    with (
+        contextlib.ExitStack() as cleanup,
+        running_stack(*hostile.end_to_end_stack_args(egress_log)) as stack,
+    ):
+        cleanup.callback(shutil.rmtree, egress_log.parent, ignore_errors=True)
         stack_secrets.tokens.add(stack.token)
-        figures["urls_end_to_end"] = hostile.hostile_urls_end_to_end(stack, stack_secrets)
+        figures["urls_end_to_end"] = hostile.hostile_urls_end_to_end(
+            stack, stack_secrets, egress_log
+        )
         figures["schemathesis"] = hostile.schemathesis_suite(
             stack, max_examples=size["schemathesis"], secrets=stack_secrets
         )
@@ -152,7 +161,9 @@ def run_hostile_suite(size: dict[str, Any]) -> dict[str, Any]:
         h["writes_from_rejected_requests"] + sc["writes_from_rejected_requests"]
     )
     figures["outbound_requests_to_refused_hosts"] = (
-        s["outbound_connections_to_refused_hosts"] + s["trap_requests"] + e2e["trap_requests"]
+        s["outbound_connections_to_refused_hosts"]
+        + s["trap_requests"]
+        + e2e["outbound_attempts_to_refused_hosts"]
     )
     figures["passed"] = bool(
         figures["answers_5xx"] == 0
@@ -164,6 +175,11 @@ def run_hostile_suite(size: dict[str, Any]) -> dict[str, Any]:
         and not sc["failures"]
         and not s["unexpected"]
         and s["urls_refused"] == s["urls_tried"]
+        and s["dns_lookups_of_refused_hosts"] == 0
+        # the recorders saw traffic: a zero above is a measurement, not a blind spot
+        and s["outbound_connections_allowed_host_control"] >= 1
+        and e2e["egress_guarded_processes"] >= 1
+        and not e2e["hostile_urls_accepted_by_policy"]
         and e2e["objects_written"] == 0
         and e2e["stored_then_refused_by_archiver"].get("FAILED", 0)
         == e2e["stored_refusals_expected"]
@@ -267,7 +283,12 @@ def table(results: dict[str, Any]) -> str:
             f"{c.get('passed')} / {c.get('failed')} / {c.get('skipped')} "
             f"({c.get('skips_with_reason')})",
         )
-        row("template", "least-privilege roles", c.get("least_privilege_test", ""))
+        lp = c.get("least_privilege", {})
+        row(
+            "template",
+            "least-privilege tests (tests/infra/test_template.py) passed / failed",
+            f"{lp.get('tests_passed')} / {lp.get('tests_failed')}",
+        )
     w1 = max(len(r[0]) for r in rows)
     w2 = max(len(r[1]) for r in rows)
     lines = [f"{'suite':<{w1}}  {'figure':<{w2}}  value", f"{'-' * w1}  {'-' * w2}  -----"]
@@ -292,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         "load": run_load_suite,
         "faults": run_fault_suite,
         "hostile": run_hostile_suite,
-        "template": lambda _size: checkov_summary(),
+        "template": lambda _size: template_suite(),
     }
     results: dict[str, Any] = {}
     started = time.monotonic()
@@ -301,8 +322,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reliability: {suite} ...", file=sys.stderr, flush=True)
         results[suite] = runners[suite](size)
         results[suite]["suite_seconds"] = round(time.monotonic() - t0, 1)
-    if "template" in results:
-        results["template"]["ok"] = results["template"].get("failed") == 0
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),

@@ -59,7 +59,9 @@ def session_callbacks(
     with probability `failed_rate`, one Failed; sequence numbers 1.. in the session's order."""
     session = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     numbers = {phone(rng), phone(rng), phone(rng)}
-    first, second, virtual = sorted(numbers) if len(numbers) == 3 else (phone(rng),) * 3
+    if len(numbers) < 3:  # a collision: one number for all three parties, scanned like others
+        numbers = {phone(rng)}
+    first, second, virtual = sorted(numbers) if len(numbers) == 3 else (next(iter(numbers)),) * 3
     out: list[Callback] = []
     recordings: list[Recording] = []
     seq = 0
@@ -157,6 +159,7 @@ class Result:
     status: int  # 0: no answer
     seconds: float
     body: str
+    resent: bool = False  # sent a second time after a connection error (counted in figures)
 
 
 @dataclass
@@ -188,12 +191,16 @@ class Sender:
                 if response.getheader("Connection", "").lower() == "close":
                     conn.close()
                     self._local.conn = None
-                return Result(response.status, time.perf_counter() - start, data)
+                return Result(
+                    response.status, time.perf_counter() - start, data, resent=attempt > 0
+                )
             except (http.client.HTTPException, OSError) as exc:
                 conn.close()
                 self._local.conn = None
                 if attempt == 1:
-                    return Result(0, time.perf_counter() - start, f"no answer: {exc!r}")
+                    return Result(
+                        0, time.perf_counter() - start, f"no answer: {exc!r}", resent=True
+                    )
         raise AssertionError("unreachable")  # pragma: no cover
 
     def send(self, prepared: Prepared) -> Result:

@@ -3,6 +3,11 @@ RecordingURLs aimed at the archiver, and the classic attacks one by one.
 
 Figures: inputs tried, 5xx answers, writes caused by rejected requests, outbound requests to
 refused hosts, and (with `logscan`) log lines holding a phone number, a token or a signature.
+
+Outbound requests are counted twice over: in this process by `EgressRecorder` (urllib3's
+connections, diverted to a loopback trap), and in the stack's ArchiveFunction worker by the
+egress guard (`reliability/egress_guard/sitecustomize.py`, loaded through PYTHONPATH by
+`end_to_end_stack_args`), which refuses and logs any lookup or connection off loopback.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import io
 import json
 import os
 import random
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -26,7 +32,9 @@ import boto3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from recording_archive.models.callback_openapi import GET_RESPONSES, OTHER_RESPONSES, RESPONSES
 from reliability.logscan import Secrets
+from tests.integration.conftest import clear_caches
 from tests.support.http_events import http_event
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.plivo import recording_event, sdk_signature
@@ -34,8 +42,11 @@ from tests.support.plivo import recording_event, sdk_signature
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hostile-suite-token-8d1f0e7c"  # noqa: S105 - a local-only test token
 PUBLIC_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/callbacks/recording"
-DOCUMENTED = {200, 400, 401, 403, 405, 413, 415, 422, 503}
 FORM = "application/x-www-form-urlencoded"
+# The answers openapi.json documents (POST, GET and the other methods): one source of truth.
+DOCUMENTED = frozenset(RESPONSES) | frozenset(GET_RESPONSES) | frozenset(OTHER_RESPONSES)
+EGRESS_GUARD_DIR = Path(__file__).resolve().parent / "egress_guard"
+EGRESS_LOG_ENV = "RELIABILITY_EGRESS_LOG"
 
 
 # ------------------------------------------------------------------------------------------
@@ -73,26 +84,19 @@ class HandlerHarness:
         )
         self._saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
-        self._clear()
+        clear_caches()
         self.secrets.tokens.add(TOKEN)
         kw = {"endpoint_url": self.endpoint_url, "region_name": "us-east-1"}
         self._ddb = boto3.client("dynamodb", **kw)
         self._sqs = boto3.client("sqs", **kw)
+        self._sm = boto3.client("secretsmanager", **kw)
 
-    @staticmethod
-    def _clear() -> None:
-        from aws_lambda_powertools.utilities import parameters
-
-        from recording_archive import config
-        from recording_archive.dal import aws as aws_clients
-        from recording_archive.handlers import recording_callback
-
-        aws_clients.reset_clients()
-        for fn in (config.callback_settings, config.table_settings):
-            fn.cache_clear()
-        parameters.clear_caches()
-        recording_callback.default_dependencies.cache_clear()
-        recording_callback._deps = None
+    def set_secret(self, value: dict[str, Any]) -> None:
+        """Replace the auth secret's value (and drop the handler's cached copy)."""
+        self._sm.put_secret_value(
+            SecretId=self.resources.secret_arn, SecretString=json.dumps(value)
+        )
+        clear_caches()
 
     def close(self) -> None:
         for k, v in self._saved.items():
@@ -100,7 +104,7 @@ class HandlerHarness:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        self._clear()
+        clear_caches()
 
     def writes(self) -> int:
         items = self._ddb.scan(TableName=self.resources.table_name, Select="COUNT")["Count"]
@@ -173,9 +177,12 @@ class HandlerHarness:
 
 @contextlib.contextmanager
 def handler_harness() -> Iterator[HandlerHarness]:
-    from tests.support.moto_server import running_moto_server
+    from tests.support.moto_server import reset_moto, running_moto_server
 
     with running_moto_server() as endpoint:
+        # moto's backends are global to the process: in a pytest run, earlier tests' resources
+        # (same names) are still there. Start from an empty local AWS, as the `aws` fixture does.
+        reset_moto(endpoint)
         harness = HandlerHarness(endpoint)
         try:
             yield harness
@@ -344,11 +351,17 @@ def classic_attacks(harness: HandlerHarness) -> dict[str, Any]:
     ok = recording_event("SessionRecordingInitiated")
     harness.secrets.add_phones([ok["From"], ok["To"], ok["VirtualNumber"]])
 
-    def run(name: str, event: dict[str, Any], expected: set[int]) -> None:
+    def run(
+        name: str, event: dict[str, Any], expected: set[int], outcome: str | None = None
+    ) -> None:
+        """`outcome`: the answer's `error` (or, for a 200, `status`) that must come back."""
         status, body = harness.invoke(event, what=name)
-        results[name] = {"status": status, "error": body.get("error", body.get("status"))}
+        got = body.get("error", body.get("status"))
+        results[name] = {"status": status, "error": got}
         if status not in expected:
             harness.failures.append(f"{name}: HTTP {status}, expected {sorted(expected)}")
+        elif outcome is not None and got != outcome:
+            harness.failures.append(f"{name}: answered {got!r}, expected {outcome!r}")
 
     def signed_raw(
         body: bytes, ctype: str = FORM, params: dict[str, Any] | None = None
@@ -400,10 +413,13 @@ def classic_attacks(harness: HandlerHarness) -> dict[str, Any]:
         {**harness.signed("POST", ok), "body": "%%%not base64", "isBase64Encoded": True},
         {400},
     )
+    # The nonce is signed as sent (CR/LF included) and only ever stored, never echoed into a
+    # header: a correctly signed callback with such a nonce is stored.
     run(
         "header injection: CRLF in the nonce",
         harness.signed("POST", ok, nonce="1\r\nX-Injected: yes"),
-        {200, 403},
+        {200},
+        "stored",
     )
     run(
         "header injection: CRLF in the signature",
@@ -476,7 +492,19 @@ def classic_attacks(harness: HandlerHarness) -> dict[str, Any]:
     }
     if (s1, s2, b2.get("status")) != (200, 200, "duplicate") or harness.writes() != before:
         harness.failures.append("replay: not a harmless duplicate")
-    # No token configured: fail closed.
+    # No token configured (the secret as the template creates it): fail closed, nothing written.
+    secret_id = harness.resources.secret_arn
+    saved = harness._sm.get_secret_value(SecretId=secret_id)["SecretString"]
+    harness.set_secret({"auth_id": "", "auth_tokens": []})
+    try:
+        run(
+            "no token configured (signed)",
+            harness.signed("POST", recording_event("SessionRecordingInitiated")),
+            {403},
+            "no_auth_token_configured",
+        )
+    finally:
+        harness.set_secret(json.loads(saved))
     return results
 
 
@@ -533,13 +561,30 @@ REDIRECTS = [
 ]
 
 
+def _is_loopback_host(host: str) -> bool:
+    import ipaddress
+
+    name = host.strip("[]").split("%", 1)[0].lower()
+    if name.rstrip(".") == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
 class EgressRecorder:
-    """Every outbound TCP connection urllib3 opens, recorded, then diverted to a loopback trap
-    (nothing can leave the machine): the count of connections to refused hosts is exact."""
+    """Every outbound TCP connection urllib3 opens, recorded. One to a loopback address goes
+    where it was aimed (the suite's own servers are on loopback); any other is diverted to a
+    loopback trap (nothing can leave the machine): the count of those is exact."""
 
     def __init__(self, trap_port: int) -> None:
         self.trap_port = trap_port
-        self.attempts: list[tuple[str, int]] = []
+        self.attempts: list[tuple[str, int]] = []  # off loopback: diverted to the trap
+        self.loopback: list[tuple[str, int]] = []  # on loopback: let through
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[EgressRecorder]:
@@ -549,7 +594,11 @@ class EgressRecorder:
         original = uconn.create_connection
 
         def recording(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
-            self.attempts.append((str(address[0]), int(address[1])))
+            host, port = str(address[0]), int(address[1])
+            if _is_loopback_host(host):
+                self.loopback.append((host, port))
+                return original(address, *args, **kwargs)
+            self.attempts.append((host, port))
             return original(("127.0.0.1", self.trap_port), *args, **kwargs)
 
         saved = conn_mod.connection.create_connection  # type: ignore[attr-defined]
@@ -562,7 +611,8 @@ class EgressRecorder:
 
 def ssrf_suite() -> dict[str, Any]:
     """The production policy (https, media.plivo.com and *.media.plivo.com, public addresses):
-    every hostile URL refused before any connection; an allowed URL does connect (control)."""
+    every hostile URL refused before any connection; an allowed URL does connect (control).
+    Then redirects off the list, followed by a loopback origin: refused, never requested."""
     from recording_archive.dal.media_source import MediaPolicy, MediaSource
     from recording_archive.models.errors import ArchiveError, MediaRefusedError
     from tests.support.media_server import MediaServer, Redirect
@@ -582,7 +632,7 @@ def ssrf_suite() -> dict[str, Any]:
     )
     refused = 0
     unexpected: list[str] = []
-    with MediaServer() as trap:
+    with MediaServer() as trap, MediaServer() as origin:
         egress = EgressRecorder(trap.port)
         with egress.installed():
             source = MediaSource(policy, resolver=resolver, sleep=lambda _s: None)
@@ -594,29 +644,40 @@ def ssrf_suite() -> dict[str, Any]:
                     refused += 1
                 except ArchiveError as exc:
                     unexpected.append(f"{url[:80]}: {type(exc).__name__} (not a refusal)")
-            hostile_attempts = len(egress.attempts)
+            hostile_attempts = len(egress.attempts) + len(egress.loopback)
             hostile_lookups = list(resolved)
             # Control: an allowed URL is looked up and connected to (TLS to the trap then fails).
+            seen = len(egress.attempts)
             with (
                 contextlib.suppress(ArchiveError),
                 source.open("https://media.plivo.com/v1/Account/MA/Recording/r.mp3"),
             ):
                 pass
-            control_attempts = len(egress.attempts) - hostile_attempts
-        # Redirects off the list, in the local mode (http on loopback allowed, names resolved to
-        # the loopback media server): the redirect target is never requested.
-        local = MediaSource(
-            MediaPolicy(
-                allowed_hosts=("media.test",),
-                allow_loopback=True,
-                connect_timeout=1,
-                read_timeout=1,
-                retry_budget=0,
-            ),
-            resolver=lambda host, port: ["127.0.0.1"],
-            sleep=lambda _s: None,
-        )
-        with MediaServer() as origin:
+            control_attempts = len(egress.attempts) - seen
+            # Redirects off the list, in the local mode (http on loopback allowed; the origin's
+            # name resolves to the loopback origin, any other name to a public address the
+            # recorder diverts): the redirect target is never looked up nor requested.
+            redirect_lookups: list[str] = []
+
+            def local_resolver(host: str, port: int) -> list[str]:
+                if host == "media.test":
+                    return ["127.0.0.1"]
+                redirect_lookups.append(host)
+                return [PUBLIC]
+
+            local = MediaSource(
+                MediaPolicy(
+                    allowed_hosts=("media.test",),
+                    allow_loopback=True,
+                    connect_timeout=1,
+                    read_timeout=1,
+                    retry_budget=0,
+                ),
+                resolver=local_resolver,
+                sleep=lambda _s: None,
+            )
+            seen = len(egress.attempts)
+            seen_loopback = len(egress.loopback)
             redirect_refused = 0
             for n, location in enumerate(REDIRECTS):
                 origin.add(f"/r{n}.mp3", b"", faults=[Redirect(location, times=None)])
@@ -627,7 +688,15 @@ def ssrf_suite() -> dict[str, Any]:
                     redirect_refused += 1
                 except ArchiveError as exc:
                     unexpected.append(f"redirect to {location}: {type(exc).__name__}")
-            redirect_requests = len(origin.requests)
+            redirect_attempts = (
+                len(egress.attempts)
+                - seen
+                + sum(1 for a in egress.loopback[seen_loopback:] if a != ("127.0.0.1", origin.port))
+            )
+            origin_connections = sum(
+                1 for a in egress.loopback[seen_loopback:] if a == ("127.0.0.1", origin.port)
+            )
+        redirect_requests = len(origin.requests)
         trap_requests = len(trap.requests)
     return {
         "urls_tried": len(HOSTILE_URLS),
@@ -635,8 +704,10 @@ def ssrf_suite() -> dict[str, Any]:
         "redirects_tried": len(REDIRECTS),
         "redirects_refused": redirect_refused,
         "origin_requests_for_redirects": redirect_requests,
-        "outbound_connections_to_refused_hosts": hostile_attempts,
-        "dns_lookups_of_refused_hosts": len(hostile_lookups),
+        # The recorder saw the origin's own connections: it was in place for the redirects.
+        "origin_connections_recorded": origin_connections,
+        "outbound_connections_to_refused_hosts": hostile_attempts + redirect_attempts,
+        "dns_lookups_of_refused_hosts": len(hostile_lookups) + len(redirect_lookups),
         "outbound_connections_allowed_host_control": control_attempts,
         "trap_requests": trap_requests,
         "unexpected": unexpected,
@@ -737,10 +808,9 @@ def schemathesis_suite(stack: Any, *, max_examples: int, secrets: Secrets) -> di
 # ------------------------------------------------------------------------------------------
 # 5. Hostile RecordingURLs end to end: through the endpoint, to the local archiver
 # ------------------------------------------------------------------------------------------
-def expected_refusals() -> list[bool]:
-    """For each of HOSTILE_URLS: True if the production policy refuses it whatever DNS says.
-    (Names on the allow-list cannot be resolved on this machine, which has no network: the
-    archiver retries those, as it would a media host that is down.)"""
+def accepted_by_policy() -> list[str]:
+    """Those of HOSTILE_URLS the production policy does not refuse outright (whatever DNS
+    says): each one is a finding. Every hostile URL must be refused before any lookup."""
     from recording_archive.dal.media_source import MediaPolicy, MediaSource
     from recording_archive.models.errors import MediaRefusedError, MediaUnavailableError
 
@@ -755,65 +825,108 @@ def expected_refusals() -> list[bool]:
         try:
             source.check_url(url)
         except MediaRefusedError:
-            out.append(True)
-        except MediaUnavailableError:
-            out.append(False)
-        else:  # pragma: no cover - a resolvable hostile URL would be a finding
-            out.append(False)
+            continue
+        except MediaUnavailableError:  # on the allow-list: it was looked up
+            out.append(f"{url[:80]} (allowed, looked up)")
+        else:  # accepted without a lookup (an IP literal)
+            out.append(f"{url[:80]} (accepted)")
     return out
 
 
-def hostile_urls_end_to_end(stack: Any, secrets: Secrets) -> dict[str, Any]:
-    """Completed callbacks carrying HOSTILE_URLS, through the endpoint to the stack's archiver
-    (started with the production media policy): refused (422) by the endpoint, or stored and
-    then FAILED by the archiver without a single request; never an object."""
-    from reliability.callbacks import Callback, Sender, prepare
-    from tests.support.media_server import MediaServer
+def end_to_end_stack_args(egress_log: Path) -> list[str]:
+    """The extra `recording-archive local` arguments of `hostile_urls_end_to_end`'s stack: the
+    production media policy (no loopback allowance), a short retry budget, and the egress guard
+    in the ArchiveFunction worker (its PYTHONPATH and log; the package itself is installed)."""
+    pythonpath = os.pathsep.join(
+        p for p in (str(EGRESS_GUARD_DIR), os.environ.get("PYTHONPATH", "")) if p
+    )
+    pairs = [
+        ("CallbackFunction", "MEDIA_ALLOW_LOOPBACK", "false"),
+        ("ArchiveFunction", "MEDIA_ALLOW_LOOPBACK", "false"),
+        ("ArchiveFunction", "MEDIA_RETRY_BUDGET_SECONDS", "2"),
+        ("ArchiveFunction", "PYTHONPATH", pythonpath),
+        ("ArchiveFunction", EGRESS_LOG_ENV, str(Path(egress_log).resolve())),
+    ]
+    out: list[str] = []
+    for function, name, value in pairs:
+        out += ["--env", f"{function}:{name}={value}"]
+    return out
 
+
+def new_egress_log() -> Path:
+    """A fresh, empty path for the egress guard's log (the guard creates the file)."""
+    return Path(tempfile.mkdtemp(prefix="reliability-egress-")) / "egress.jsonl"
+
+
+def read_egress_log(egress_log: Path) -> list[dict[str, Any]]:
+    try:
+        text = Path(egress_log).read_text()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            out.append({"event": "refused", "unparsed": line[:200]})  # count it, to be safe
+    return out
+
+
+def hostile_urls_end_to_end(stack: Any, secrets: Secrets, egress_log: Path) -> dict[str, Any]:
+    """Completed callbacks carrying HOSTILE_URLS, through the endpoint to the stack's archiver
+    (started with `end_to_end_stack_args(egress_log)`: the production media policy, the egress
+    guard): refused (422) by the endpoint, or stored and then FAILED by the archiver without a
+    single lookup or connection off loopback; never an object."""
+    from reliability.callbacks import Callback, Sender, prepare
+
+    accepted = accepted_by_policy()
     sender = Sender(stack.callback_url)
     answers: Counter[int] = Counter()
-    must_fail: list[tuple[str, int]] = []
-    unresolvable: list[tuple[str, int]] = []
-    with MediaServer() as trap:
-        for url, refused in zip(HOSTILE_URLS, expected_refusals(), strict=True):
-            params = recording_event("SessionRecordingCompleted", sequence=2, recording_url=url)
-            secrets.add_phones([params["From"], params["To"], params["VirtualNumber"]])
-            p = prepare(Callback(params), stack.callback_url, stack.token)
-            secrets.signatures.add(p.signature)
-            result = sender.send(p)
-            answers[result.status] += 1
-            if result.status == 200:
-                (must_fail if refused else unresolvable).append((params["SessionUUID"], 2))
-        ddb = stack.client("dynamodb")
+    stored: list[tuple[str, int]] = []
+    for url in HOSTILE_URLS:
+        params = recording_event("SessionRecordingCompleted", sequence=2, recording_url=url)
+        secrets.add_phones([params["From"], params["To"], params["VirtualNumber"]])
+        p = prepare(Callback(params), stack.callback_url, stack.token)
+        secrets.signatures.add(p.signature)
+        result = sender.send(p)
+        answers[result.status] += 1
+        if result.status == 200:
+            stored.append((params["SessionUUID"], 2))
+    ddb = stack.client("dynamodb")
 
-        def statuses(keys: list[tuple[str, int]]) -> list[str]:
-            return [
-                ddb.get_item(
-                    TableName=stack.table,
-                    ConsistentRead=True,
-                    Key={"SessionUUID": {"S": s}, "SequenceNumber": {"N": str(q)}},
-                )
-                .get("Item", {})
-                .get("ArchiveStatus", {})
-                .get("S", "")
-                for s, q in keys
-            ]
+    def statuses(keys: list[tuple[str, int]]) -> list[str]:
+        return [
+            ddb.get_item(
+                TableName=stack.table,
+                ConsistentRead=True,
+                Key={"SessionUUID": {"S": s}, "SequenceNumber": {"N": str(q)}},
+            )
+            .get("Item", {})
+            .get("ArchiveStatus", {})
+            .get("S", "")
+            for s, q in keys
+        ]
 
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and any(x != "FAILED" for x in statuses(must_fail)):
-            time.sleep(1)
-        failed = Counter(statuses(must_fail))
-        pending = Counter(statuses(unresolvable))
-        objects = stack.client("s3").list_objects_v2(Bucket=stack.bucket).get("KeyCount", 0)
-        trap_requests = len(trap.requests)
+    # Every stored hostile URL must end FAILED (refused); one still pending after the wait
+    # was not refused (it was looked up, retried, ...).
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and any(x != "FAILED" for x in statuses(stored)):
+        time.sleep(1)
+    final = Counter(statuses(stored))
+    objects = stack.client("s3").list_objects_v2(Bucket=stack.bucket).get("KeyCount", 0)
+    log = read_egress_log(egress_log)
+    refused = [e for e in log if e.get("event") != "installed"]
+    guarded = {e.get("pid") for e in log if e.get("event") == "installed"}
     return {
         "urls_sent": len(HOSTILE_URLS),
         "answers": {str(k): v for k, v in sorted(answers.items())},
-        "stored_then_refused_by_archiver": dict(failed),
-        "stored_refusals_expected": len(must_fail),
-        "allowed_host_unresolvable_here": dict(pending),
+        "stored_then_refused_by_archiver": dict(final),
+        "stored_refusals_expected": len(stored),
+        "hostile_urls_accepted_by_policy": accepted,
         "objects_written": objects,
-        "trap_requests": trap_requests,
+        "egress_guarded_processes": len(guarded),
+        "outbound_attempts_to_refused_hosts": len(refused),
+        "outbound_attempt_examples": refused[:5],
     }
 
 

@@ -218,6 +218,7 @@ def run_load(
         secrets=plan.secrets,
     )
     statuses = Counter(r.status for r in results)
+    statuses[0] += len(plan.sends) - len(results)  # a sender thread that died: no answer
     latencies = [r.seconds for r in results]
     # Archiving continues after the last answer: wait (bounded) for every recording.
     archive_start = time.perf_counter()
@@ -245,6 +246,10 @@ def run_load(
         "status_counts": {str(k): v for k, v in sorted(statuses.items())},
         "answers_5xx": sum(v for k, v in statuses.items() if k >= 500),
         "no_answer": statuses.get(0, 0),
+        "answers_received": len(results),
+        # A keep-alive connection found closed is re-opened and the request sent again once:
+        # the event is idempotent, and the resend is counted here rather than hidden.
+        "resent_after_connection_error": sum(r.resent for r in results),
         "events_stored": len(items),
         "events_stored_equal_unique_sent": stored_keys == unique_keys,
         "archive_drain_seconds": round(archive_wait, 1),
@@ -258,6 +263,7 @@ def load_passed(figures: dict[str, Any]) -> bool:
     return (
         figures["answers_5xx"] == 0
         and figures["no_answer"] == 0
+        and figures["answers_received"] == figures["callbacks_sent"]
         and figures["events_stored_equal_unique_sent"]
         and figures["events_stored"] == figures["unique_events"]
         and figures["archived_exactly_once"] == figures["recordings"]

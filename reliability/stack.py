@@ -72,7 +72,12 @@ class Stack:
 
 def start_stack(*extra: str, aws_port: int | None = None, verbose: bool = True) -> Stack:
     flags = ["--no-demo", *(["--verbose"] if verbose else []), *extra]
-    return Stack(start_local(*flags, token=TOKEN, aws_port=aws_port))
+    proc = start_local(*flags, token=TOKEN, aws_port=aws_port)
+    try:
+        return Stack(proc)
+    except (IndexError, AssertionError):  # a ready line this code cannot read
+        stop_tree(proc)
+        raise
 
 
 @contextmanager

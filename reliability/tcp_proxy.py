@@ -55,9 +55,11 @@ class FaultProxy:
         if mode not in MODES:
             raise ValueError(mode)
         with self._lock:
-            previous, self.mode = self.mode, mode
+            if mode == self.mode:  # nothing changes: connections of this mode stay open
+                return
+            self.mode = mode
             self._generation += 1
-            doomed = list(self._open) if mode != previous else []
+            doomed = list(self._open)
             self._open.clear()
         for s in doomed:  # every connection opened under the previous mode ends now
             self._reset(s)
@@ -70,6 +72,14 @@ class FaultProxy:
     def stop(self) -> None:
         self._stopped.set()
         self.set_mode("refuse")
+        with self._lock:
+            doomed = list(self._open)
+            self._open.clear()
+        for s in doomed:
+            self._reset(s)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
     @staticmethod
     def _reset(sock: socket.socket) -> None:

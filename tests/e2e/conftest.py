@@ -168,7 +168,8 @@ def stop_tree(stack: LocalStackProcess) -> None:
         stack.stop(signal.SIGTERM, timeout=20)
     for pid in children:
         if alive(pid):
-            os.kill(pid, signal.SIGKILL)
+            with suppress(ProcessLookupError):  # it ended between the check and the kill
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")

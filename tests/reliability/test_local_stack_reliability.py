@@ -1,5 +1,6 @@
 """A bounded run of `make reliability` against `recording-archive local`: a few hundred
-callbacks, the table refusing writes, a stream batch with one failing record, schemathesis."""
+callbacks, the table refusing and stalling writes, media faults, a worker killed mid-upload, a
+stream batch with one failing record, schemathesis."""
 
 from __future__ import annotations
 
@@ -59,10 +60,11 @@ def test_table_refusing_writes_sends_callbacks_to_the_fallback_queue_then_the_ta
     stack, proxy = proxied
     secrets = Secrets(tokens={stack.token})
     figures = faults.table_outage(
-        stack, proxy, media, random.Random(3), secrets, per_phase=4, stalled=0
+        stack, proxy, media, random.Random(3), secrets, per_phase=4, stalled=1
     )
     assert figures["answers_5xx"] == 0
-    assert figures["queued_to_fallback"] >= 4
+    assert figures["queued_to_fallback"] >= 5  # refused and stalled writes
+    assert figures["answers"].get("stall:queued", 0) >= 1, figures["answers"]
     assert figures["lost_events"] == 0
     assert figures["stored_via_fallback_drain"] == figures["queued_to_fallback"]
     assert figures["recordings_archived"] == figures["recordings"]
@@ -74,8 +76,37 @@ def test_stream_batch_with_one_failing_record_reports_only_it(
 ) -> None:
     stack, _ = proxied
     figures = faults.partial_batch(stack, media, random.Random(5), Secrets())
+    assert figures["stream_gave_up_before_the_batch"]
     assert figures["only_the_failing_record_reported"], figures["batch_item_failures"]
     assert figures["others_archived_once"]
+    assert figures["downloads_of_the_others_in_this_batch"] == [1, 1, 1]
+
+
+def test_media_faults_end_archived_once_or_failed_with_the_alarm_metric(
+    proxied: tuple[Stack, FaultProxy], media: MediaServer
+) -> None:
+    stack, _ = proxied
+    figures = faults.media_faults(stack, media, random.Random(9), Secrets())
+    outcomes = figures["outcomes"]
+    assert outcomes.pop("404 for ever") == "FAILED, no object"
+    assert set(outcomes.values()) == {"archived once"}, outcomes
+    assert len(outcomes) == len(faults.MEDIA_FAULTS) - 1
+    assert figures["stream_gave_up_to_on_failure_queue"]
+    assert figures["recordings_failed_metric"] >= 1
+    assert figures["incomplete_multipart_uploads"] == 0
+    assert figures["partial_objects"] == 0
+
+
+def test_worker_killed_mid_upload_is_archived_once_by_the_sweeper(
+    proxied: tuple[Stack, FaultProxy], media: MediaServer
+) -> None:
+    stack, _ = proxied
+    figures = faults.kill_mid_upload(stack, media, random.Random(13), Secrets(), size_mib=24)
+    assert figures["upload_in_progress_when_killed"]
+    assert figures["worker_pids_killed"] >= 1
+    assert figures["status_after_kill"] == "PENDING"
+    assert figures["sweep"].get("archived") == 1, figures["sweep"]
+    assert figures["outcome"] == "archived once by the sweeper"
 
 
 def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(
