@@ -14,6 +14,8 @@ Modes:
 - warm-callback: import the handler, then serve every event of the file (a JSON list); the first
   `--warmup` are not timed.
 - warm-floor: the same events through `floor_handler`: parse_qs + one HMAC + one put_item.
+- warm-floor-item: the same, but the put_item writes the handler's own item (every attribute,
+  the parsed fields, the raw body), conditionally, as the handler does.
 """
 
 from __future__ import annotations
@@ -54,9 +56,20 @@ def _check(mode: str, result: Any) -> None:
 
 
 def floor_handler(
-    event: dict[str, Any], token: bytes, url: str, table: str, client: Any
+    event: dict[str, Any],
+    token: bytes,
+    url: str,
+    table: str,
+    client: Any,
+    *,
+    same_item: bool = False,
 ) -> dict[str, Any]:
-    """The least a verified, durable callback costs: parse, one HMAC, one put_item."""
+    """The least a verified, durable callback costs: parse, one HMAC, one put_item.
+
+    With same_item, the put_item writes the item the handler writes (built and serialized by the
+    parent, in the event's "benchItem") with the handler's condition: the floor then differs from
+    the handler only by what runs in the handler's own code and libraries.
+    """
     body = event["body"]
     if event.get("isBase64Encoded"):
         body = base64.b64decode(body).decode()
@@ -68,6 +81,15 @@ def floor_handler(
     digest = base64.b64encode(hmac.new(token, message.encode(), hashlib.sha256).digest())
     if not hmac.compare_digest(digest.decode(), headers["x-plivo-signature-v3"]):
         return {"statusCode": 403}
+    if same_item:
+        client.put_item(
+            TableName=table,
+            Item=event["benchItem"],
+            ConditionExpression="attribute_not_exists(#pk)",
+            ExpressionAttributeNames={"#pk": "SessionUUID"},
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+        return {"statusCode": 200, "body": '"stored"'}
     client.put_item(
         TableName=table,
         Item={
@@ -138,7 +160,7 @@ def run(args: argparse.Namespace) -> None:
         s3 = boto3.client("s3")
         data = urllib3.request("GET", args.url).data
         s3.put_object(Bucket=args.bucket, Key=args.key, Body=data)
-    elif mode in ("warm-callback", "warm-floor"):
+    elif mode in ("warm-callback", "warm-floor", "warm-floor-item"):
         if mode == "warm-callback":
             from recording_archive.handlers.recording_callback import lambda_handler
 
@@ -149,9 +171,10 @@ def run(args: argparse.Namespace) -> None:
 
             client = boto3.client("dynamodb")
             token = args.token.encode()
+            same_item = mode == "warm-floor-item"
 
             def handle(e: dict[str, Any]) -> Any:
-                return floor_handler(e, token, args.url, args.table, client)
+                return floor_handler(e, token, args.url, args.table, client, same_item=same_item)
 
         imported = time.perf_counter()
         for e in event[: args.warmup]:
