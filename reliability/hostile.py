@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recording_archive.models.callback_openapi import GET_RESPONSES, OTHER_RESPONSES, RESPONSES
+from reliability.egress_guard.sitecustomize import is_loopback_host
 from reliability.logscan import Secrets
 from tests.integration.conftest import clear_caches
 from tests.support.http_events import http_event
@@ -90,6 +91,11 @@ class HandlerHarness:
         self._ddb = boto3.client("dynamodb", **kw)
         self._sqs = boto3.client("sqs", **kw)
         self._sm = boto3.client("secretsmanager", **kw)
+
+    def secret(self) -> dict[str, Any]:
+        """The auth secret's current value."""
+        value = self._sm.get_secret_value(SecretId=self.resources.secret_arn)["SecretString"]
+        return dict(json.loads(value))
 
     def set_secret(self, value: dict[str, Any]) -> None:
         """Replace the auth secret's value (and drop the handler's cached copy)."""
@@ -493,8 +499,7 @@ def classic_attacks(harness: HandlerHarness) -> dict[str, Any]:
     if (s1, s2, b2.get("status")) != (200, 200, "duplicate") or harness.writes() != before:
         harness.failures.append("replay: not a harmless duplicate")
     # No token configured (the secret as the template creates it): fail closed, nothing written.
-    secret_id = harness.resources.secret_arn
-    saved = harness._sm.get_secret_value(SecretId=secret_id)["SecretString"]
+    saved = harness.secret()
     harness.set_secret({"auth_id": "", "auth_tokens": []})
     try:
         run(
@@ -504,7 +509,7 @@ def classic_attacks(harness: HandlerHarness) -> dict[str, Any]:
             "no_auth_token_configured",
         )
     finally:
-        harness.set_secret(json.loads(saved))
+        harness.set_secret(saved)
     return results
 
 
@@ -561,21 +566,6 @@ REDIRECTS = [
 ]
 
 
-def _is_loopback_host(host: str) -> bool:
-    import ipaddress
-
-    name = host.strip("[]").split("%", 1)[0].lower()
-    if name.rstrip(".") == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped.is_loopback
-    return ip.is_loopback
-
-
 class EgressRecorder:
     """Every outbound TCP connection urllib3 opens, recorded. One to a loopback address goes
     where it was aimed (the suite's own servers are on loopback); any other is diverted to a
@@ -595,7 +585,7 @@ class EgressRecorder:
 
         def recording(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
             host, port = str(address[0]), int(address[1])
-            if _is_loopback_host(host):
+            if is_loopback_host(host):
                 self.loopback.append((host, port))
                 return original(address, *args, **kwargs)
             self.attempts.append((host, port))

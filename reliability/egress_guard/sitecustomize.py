@@ -21,9 +21,34 @@ import sys
 LOG_ENV = "RELIABILITY_EGRESS_LOG"
 
 
+def is_loopback_host(host: object) -> bool:
+    """True for a loopback address or the name "localhost" (also bracketed, with a zone, as
+    bytes); any other name, and "127.1"-style spellings, are not loopback."""
+    import ipaddress
+
+    if host is None:  # getaddrinfo(None, ...): the local host
+        return True
+    if isinstance(host, bytes | bytearray):
+        host = bytes(host).decode("ascii", "replace")
+    if not isinstance(host, str):
+        return False
+    name = host.strip().lower()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    name = name.split("%", 1)[0]
+    if name.rstrip(".") == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
+
+
 def _install(log_path: str) -> None:
     import errno
-    import ipaddress
     import json
     import socket
     import time
@@ -35,27 +60,6 @@ def _install(log_path: str) -> None:
             os.write(fd, (line + "\n").encode())
         finally:
             os.close(fd)
-
-    def is_loopback(host: object) -> bool:
-        if host is None:  # getaddrinfo(None, ...): the local host
-            return True
-        if isinstance(host, bytes | bytearray):
-            host = bytes(host).decode("ascii", "replace")
-        if not isinstance(host, str):
-            return False
-        name = host.strip().lower()
-        if name.startswith("[") and name.endswith("]"):
-            name = name[1:-1]
-        name = name.split("%", 1)[0]
-        if name.rstrip(".") == "localhost":
-            return True
-        try:
-            ip = ipaddress.ip_address(name)
-        except ValueError:
-            return False  # any other name (and "127.1"-style spellings): refused
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            return ip.ipv4_mapped.is_loopback
-        return ip.is_loopback
 
     def refuse(call: str, host: object, port: object, lookup: bool) -> OSError:
         log(
@@ -86,31 +90,31 @@ def _install(log_path: str) -> None:
     original_sendmsg = socket.socket.sendmsg
 
     def getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if not is_loopback(host):
+        if not is_loopback_host(host):
             raise refuse("getaddrinfo", host, port, lookup=True)
         return original_getaddrinfo(host, port, *args, **kwargs)
 
     def gethostbyname(host):  # type: ignore[no-untyped-def]
-        if not is_loopback(host):
+        if not is_loopback_host(host):
             raise refuse("gethostbyname", host, None, lookup=True)
         return original_gethostbyname(host)
 
     def gethostbyname_ex(host):  # type: ignore[no-untyped-def]
-        if not is_loopback(host):
+        if not is_loopback_host(host):
             raise refuse("gethostbyname_ex", host, None, lookup=True)
         return original_gethostbyname_ex(host)
 
     def connect(self, address):  # type: ignore[no-untyped-def]
         if ip_family(self):
             host, port = split(address)
-            if not is_loopback(host):
+            if not is_loopback_host(host):
                 raise refuse("connect", host, port, lookup=False)
         return original_connect(self, address)
 
     def connect_ex(self, address):  # type: ignore[no-untyped-def]
         if ip_family(self):
             host, port = split(address)
-            if not is_loopback(host):
+            if not is_loopback_host(host):
                 refuse("connect_ex", host, port, lookup=False)
                 return errno.EACCES
         return original_connect_ex(self, address)
@@ -118,14 +122,14 @@ def _install(log_path: str) -> None:
     def sendto(self, data, *args):  # type: ignore[no-untyped-def]
         if ip_family(self) and args:
             host, port = split(args[-1])
-            if not is_loopback(host):
+            if not is_loopback_host(host):
                 raise refuse("sendto", host, port, lookup=False)
         return original_sendto(self, data, *args)
 
     def sendmsg(self, buffers, ancdata=(), flags=0, address=None):  # type: ignore[no-untyped-def]
         if ip_family(self) and address is not None:
             host, port = split(address)
-            if not is_loopback(host):
+            if not is_loopback_host(host):
                 raise refuse("sendmsg", host, port, lookup=False)
         if address is None:
             return original_sendmsg(self, buffers, ancdata, flags)
@@ -155,6 +159,9 @@ def _chain() -> None:
     spec.loader.exec_module(module)
 
 
-if os.environ.get(LOG_ENV):
-    _install(os.environ[LOG_ENV])
-_chain()
+# Only as Python's start-up hook; imported as `reliability.egress_guard.sitecustomize` (for
+# `is_loopback_host`), it installs nothing and runs no other hook.
+if __name__ == "sitecustomize":
+    if os.environ.get(LOG_ENV):
+        _install(os.environ[LOG_ENV])
+    _chain()

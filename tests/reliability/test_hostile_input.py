@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from reliability import hostile
+from reliability.egress_guard.sitecustomize import is_loopback_host
 from reliability.logscan import Secrets, scan
 
 pytestmark = pytest.mark.slow
@@ -237,3 +238,52 @@ def test_egress_guard_stops_the_archivers_fetch_of_a_host_the_policy_let_through
         ("installed", None, None),
         ("refused", "getaddrinfo", "evil.example"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("::ffff:127.0.0.1", True),
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        (b"127.0.0.1", True),
+        (None, True),
+        ("127.1", False),
+        ("0.0.0.0", False),
+        ("10.0.0.1", False),
+        ("169.254.169.254", False),
+        ("::ffff:10.0.0.1", False),
+        ("localhost.evil.example", False),
+        ("media.plivo.com", False),
+        (2130706433, False),
+    ],
+)
+def test_one_loopback_test_for_the_guard_and_the_recorder(host: Any, loopback: bool) -> None:
+    # The in-process EgressRecorder and the egress guard judge hosts with the same function.
+    assert hostile.is_loopback_host is is_loopback_host
+    assert is_loopback_host(host) is loopback
+
+
+def test_importing_the_guard_as_a_module_installs_nothing() -> None:
+    code = (
+        "import socket\n"
+        "import reliability.egress_guard.sitecustomize as guard\n"
+        "print(socket.socket.connect is socket._socket.socket.connect,"
+        " socket.getaddrinfo.__module__, guard.is_loopback_host('::1'))\n"
+    )
+    env = {**os.environ, hostile.EGRESS_LOG_ENV: "/nonexistent/egress.jsonl"}
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=hostile.ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True socket True"
