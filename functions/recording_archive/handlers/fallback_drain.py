@@ -4,8 +4,9 @@ Trigger: the encrypted SQS fallback queue (ReportBatchItemFailures). Settings: E
 Permissions: dynamodb:PutItem/UpdateItem on the events table; sqs receive/delete on the queue.
 Semantics: the same idempotent `put_new` as the callback, so a message delivered twice, or an
 event that did reach the table before the callback gave up on it, is stored once. A message that
-fails (table still down) is returned as a batch item failure and retried by SQS; after
-maxReceiveCount it lands in the dead-letter queue, which alarms. Nothing is dropped.
+fails (table still down, or no time left in the invocation for its write: time_budgets.py) is
+returned as a batch item failure and retried by SQS; after maxReceiveCount it lands in the
+dead-letter queue, which alarms. Nothing is dropped.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recording_archive.config import table_settings
-from recording_archive.dal.aws import dynamodb_client
+from recording_archive.dal.aws import call_deadlines, dynamodb_client
 from recording_archive.dal.events_table import PutOutcome, RecordingEventStore
 from recording_archive.dal.fallback_queue import decode_message
 from recording_archive.models import item as f
 from recording_archive.observability import logger, metrics
+from recording_archive.time_budgets import drain_deadlines
 
 # Report failures item by item even when all fail (Powertools would raise for a whole-batch
 # failure; the answer is the same for SQS, but the partial response is clearer in tests).
@@ -59,8 +61,10 @@ def drain_record(record: SQSRecord, store: RecordingEventStore | None = None) ->
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return dict(
-        process_partial_response(
-            event=event, record_handler=drain_record, processor=processor, context=context
+    # Messages there is no time left for fail fast (DeadlineExceededError) and are redelivered.
+    with call_deadlines(drain_deadlines(context.get_remaining_time_in_millis())):
+        return dict(
+            process_partial_response(
+                event=event, record_handler=drain_record, processor=processor, context=context
+            )
         )
-    )
