@@ -1,7 +1,10 @@
 """The demo of `recording-archive local`: one masking session, from callbacks to the archive.
 
 A small media server on 127.0.0.1 (a free port) plays Plivo's media host: it serves a generated
-WAV file (a few seconds of a 440 Hz tone) at `/v1/Account/{auth_id}/Recording/{uuid}.wav`. The
+WAV file (a few seconds of a 440 Hz tone) at `/v1/Account/{auth_id}/Recording/{uuid}.wav`, over
+HTTPS as Plivo does, with a certificate for `media.localhost` from a CA the local stack generated
+and gave the archiver (`local_tls`): the download takes the production path (SNI, certificate
+and host name verified, TLS 1.2 or later), and the demo checks that it was an HTTPS one. The
 simulator (`simulate.py`, the same code as `recording-archive simulate`) posts the signed
 `SessionRecordingInitiated` and `SessionRecordingCompleted` callbacks to the local callback API;
 the demo prints each answer, waits for the stream-triggered archiver, then prints the archived
@@ -12,6 +15,7 @@ stored in the table.
 from __future__ import annotations
 
 import hashlib
+import ssl
 import threading
 import time
 import uuid
@@ -19,6 +23,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from recording_archive_cli.local_tls import DEMO_MEDIA_HOST, TLSServerMixin
 from recording_archive_cli.simulate import send_callback, session_callbacks
 from recording_archive_cli.wav import tone_wav
 
@@ -27,12 +32,19 @@ ARCHIVE_WAIT_SECONDS = 60.0
 
 
 class MediaServer:
-    """Serves fixed bytes at registered paths on 127.0.0.1; 404 elsewhere."""
+    """Serves fixed bytes at registered paths on 127.0.0.1; 404 elsewhere. With `tls`, over
+    HTTPS (the handshake in each connection's thread), recording each handshake's SNI name."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._files: dict[str, tuple[bytes, str]] = {}
         self.requests: list[str] = []
+        self.sni_names: list[str | None] = []
+        self.tls = tls
         media = self
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: media.sni_names.append(name)
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -56,13 +68,14 @@ class MediaServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        class Server(ThreadingHTTPServer):
+        class Server(TLSServerMixin, ThreadingHTTPServer):
             daemon_threads = True
 
             def handle_error(self, request: Any, client_address: Any) -> None:
                 return
 
         self._httpd = Server((host, port), Handler)
+        self._httpd.tls = tls
         self.host = host
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(
@@ -71,6 +84,8 @@ class MediaServer:
 
     def add(self, path: str, data: bytes, content_type: str = "audio/wav") -> str:
         self._files[path] = (data, content_type)
+        if self.tls is not None:
+            return f"https://{DEMO_MEDIA_HOST}:{self.port}{path}"
         return f"http://{self.host}:{self.port}{path}"
 
     def start(self) -> MediaServer:
@@ -137,15 +152,20 @@ def run_demo(
     endpoint_url: str,
     say: Callable[[str], None],
     stop: threading.Event | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> bool:
-    """Play the demo; True when the recording was archived with the served bytes."""
+    """Play the demo; True when the recording was archived with the served bytes (and, with
+    `tls`, fetched over HTTPS with the media host's name as SNI)."""
     audio = tone_wav(DEMO_SECONDS)
     audio_sha = hashlib.sha256(audio).hexdigest()
-    media = MediaServer().start()
+    media = MediaServer(tls=tls).start()
     try:
         recording_uuid = str(uuid.uuid4())
         media_url = media.add(f"/v1/Account/{auth_id}/Recording/{recording_uuid}.wav", audio)
-        say(f"demo: media server serves {len(audio)} bytes of WAV (440 Hz tone) at {media_url}")
+        say(
+            f"demo: media server serves {len(audio)} bytes of WAV (440 Hz tone) at {media_url}"
+            + (" (certificate from the local stack's demo CA)" if tls is not None else "")
+        )
         callbacks = session_callbacks(
             auth_id=auth_id,
             media_url=media_url,
@@ -179,6 +199,13 @@ def run_demo(
             f"size={item.get('ArchiveSize')} sha256={item.get('ArchiveSha256')} "
             f"({'matches' if matches else 'DOES NOT MATCH'} the served file)"
         )
+        if tls is not None:
+            over_tls = bool(media.requests) and media.sni_names[:1] == [DEMO_MEDIA_HOST]
+            say(
+                f"demo: downloaded over HTTPS: {len(media.sni_names)} TLS handshake(s), "
+                f"SNI {', '.join(str(n) for n in media.sni_names) or 'none'}"
+            )
+            matches = matches and over_tls
         say(f"demo: timeline of session {session_uuid}:")
         for event in session_timeline(ddb, table, session_uuid):
             archive = event.get("ArchiveStatus")

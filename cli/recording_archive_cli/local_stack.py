@@ -7,8 +7,9 @@
    (`lambda_worker`): the template's variables resolved to the local resources, plus
    AWS_ENDPOINT_URL (the moto endpoint), dummy credentials, the region,
    PUBLIC_CALLBACK_URL=http://127.0.0.1:{port}/callbacks/recording and MEDIA_ALLOW_LOOPBACK=true
-   (loopback media hosts are allowed in this local mode only); POWERTOOLS_LOG_LEVEL=WARNING and
-   no EMF metric output unless `--verbose`;
+   (loopback media hosts are allowed in this local mode only), MEDIA_CA_BUNDLE for the archiver
+   and the sweeper when `--media-ca-bundle` is given or the demo runs (`local_tls`);
+   POWERTOOLS_LOG_LEVEL=WARNING and no EMF metric output unless `--verbose`;
 4. the callback API listens on 127.0.0.1:`--port` (default 3000, `api_adapter`);
 5. the stream, the fallback queue and a short sweep schedule drive the other functions
    (`event_sources`);
@@ -39,6 +40,7 @@ from types import FrameType
 from typing import Any
 
 from recording_archive_cli.errors import CLIError
+from recording_archive_cli.local_tls import MediaTrust, ca_bundle_file
 
 DEV_AUTH_TOKEN = "local-dev-auth-token"  # noqa: S105 - a documented, local-only default
 TOKEN_ENV = "PLIVO_AUTH_TOKEN"  # noqa: S105 - a variable name, not a token
@@ -136,6 +138,16 @@ def register(subparsers: Any) -> None:
             "set an environment variable of one function, after the template's (repeatable; "
             "e.g. SweeperFunction:SWEEP_GRACE_SECONDS=0, or CallbackFunction:"
             "AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT for fault injection)"
+        ),
+    )
+    parser.add_argument(
+        "--media-ca-bundle",
+        type=ca_bundle_file,
+        default=None,
+        metavar="PATH",
+        help=(
+            "PEM file of CA certificates the archiver trusts, in this local mode only, in "
+            "addition to the system's store (an HTTPS media server of your own)"
         ),
     )
     parser.set_defaults(func=run)
@@ -277,13 +289,17 @@ def _not_metrics(line: str) -> bool:
     return not line.startswith('{"_aws":')
 
 
-def local_overrides(logical_id: str, callback_url: str) -> dict[str, str]:
+def local_overrides(
+    logical_id: str, callback_url: str, *, media_ca_bundle: Path | None = None
+) -> dict[str, str]:
     """What this local mode changes in a function's template environment."""
     overrides: dict[str, str] = {}
     if logical_id == CALLBACK_ID:
         overrides["PUBLIC_CALLBACK_URL"] = callback_url
     if logical_id in (CALLBACK_ID, ARCHIVE_ID, SWEEPER_ID):
         overrides["MEDIA_ALLOW_LOOPBACK"] = "true"
+    if media_ca_bundle is not None and logical_id in (ARCHIVE_ID, SWEEPER_ID):
+        overrides["MEDIA_CA_BUNDLE"] = str(media_ca_bundle)  # the functions that download
     return overrides
 
 
@@ -304,6 +320,9 @@ class LocalStack:
     # `--env`: per-function variables set after the template's (tests and fault injection).
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
     stop_event: threading.Event = field(default_factory=threading.Event)
+    # `--media-ca-bundle`; and whether the demo (HTTPS media, its own CA) will run.
+    media_ca_bundle: Path | None = None
+    demo: bool = False
 
     def __post_init__(self) -> None:
         self.moto: MotoProcess | None = None
@@ -312,6 +331,7 @@ class LocalStack:
         self.pollers: list[threading.Thread] = []
         self.resources: Any = None
         self.session: Any = None
+        self.media_trust = MediaTrust()
 
     @property
     def callback_url(self) -> str:
@@ -351,6 +371,7 @@ class LocalStack:
         if self.stop_event.is_set():
             return
         self._create_resources()
+        self.media_trust = MediaTrust.prepare(self.media_ca_bundle, demo=self.demo)
         self._start_workers(template)
         if self.stop_event.is_set():
             return
@@ -405,7 +426,9 @@ class LocalStack:
                 env = function_environment(
                     logical_id,
                     self.resources,
-                    overrides=local_overrides(logical_id, self.callback_url),
+                    overrides=local_overrides(
+                        logical_id, self.callback_url, media_ca_bundle=self.media_trust.bundle
+                    ),
                     template_path=self.template,
                 )
                 handler = function_handler(logical_id, self.template)
@@ -561,6 +584,7 @@ class LocalStack:
             endpoint_url=self.resources.endpoint_url,
             say=self.console.say,
             stop=self.stop_event,
+            tls=self.media_trust.demo_server_context(),
         )
 
     def stop(self) -> None:
@@ -576,6 +600,7 @@ class LocalStack:
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
+        self.media_trust.cleanup()
 
     def child_pids(self) -> list[int]:
         pids = [pid for w in self.workers.values() for pid in w.pids]
@@ -593,6 +618,8 @@ def run(args: argparse.Namespace) -> int:
         sweep_interval=args.sweep_interval,
         auth_token=os.environ.get(TOKEN_ENV) or DEV_AUTH_TOKEN,
         extra_env=env_overrides(getattr(args, "env", None) or []),
+        media_ca_bundle=getattr(args, "media_ca_bundle", None),
+        demo=not args.no_demo,
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -13,7 +13,7 @@ from functools import cache
 from typing import Annotated, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CALLBACK_PATH = "/callbacks/recording"
 MAX_BODY_BYTES = 64 * 1024
@@ -81,9 +81,23 @@ class ArchiveSettings(TableSettings):
     media_read_timeout_seconds: Annotated[float, Field(gt=0)] = 20.0
     # Total time spent retrying one download before the record is failed back to the stream.
     media_retry_budget_seconds: Annotated[float, Field(ge=0)] = 30.0
+    # The whole download (retries and body) of one recording: inside the function's Timeout
+    # (900 s in template.yaml, Lambda's maximum) with room for the last part and the index.
+    media_total_timeout_seconds: Annotated[float, Field(gt=0, le=840)] = 600.0
+    # Largest recording archived; a larger one is FAILED (alarm) before a byte is read. Plivo: a
+    # long call's WAV is hundreds of MB (about 2 MB a minute in stereo).
+    media_max_size_mib: Annotated[int, Field(ge=1, le=5 * 1024 * 1024)] = 2048
+    # Local stack only (`recording-archive local --media-ca-bundle`): a PEM file of CA
+    # certificates trusted in addition to the system's store. Deployed functions never set it.
+    media_ca_bundle: str = ""
     part_size_mib: Annotated[int, Field(ge=5, le=512)] = 10
     upload_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
     secret_max_age_seconds: Annotated[int, Field(ge=0)] = 300
+    # An archive attempt stops its transfer (aborting the upload) when less than this is left
+    # of the invocation; its claim's lease lasts the invocation's remaining time plus the slack
+    # (logic/archive_recording.py). Tests lower both to make timeouts fast.
+    archive_stop_margin_seconds: Annotated[float, Field(ge=0)] = 60.0
+    archive_lease_slack_seconds: Annotated[float, Field(ge=0)] = 60.0
 
     @field_validator("media_allowed_hosts", mode="before")
     @classmethod
@@ -91,6 +105,21 @@ class ArchiveSettings(TableSettings):
         if isinstance(value, str):
             return tuple(h.strip().lower() for h in value.split(",") if h.strip())
         return value
+
+    @model_validator(mode="after")
+    def _ca_bundle_local_only(self) -> Self:
+        # Fail closed: an extra trust anchor in a deployed function would let whoever holds its
+        # key impersonate the media host.
+        if self.media_ca_bundle:
+            if not self.media_allow_loopback:
+                raise ValueError(
+                    "MEDIA_CA_BUNDLE is for the local stack only (it needs "
+                    "MEDIA_ALLOW_LOOPBACK=true); deployed functions trust the system's store"
+                )
+            path = self.media_ca_bundle
+            if not (os.path.isfile(path) and os.access(path, os.R_OK)):
+                raise ValueError("MEDIA_CA_BUNDLE must name a readable PEM file")
+        return self
 
 
 class SweeperSettings(ArchiveSettings):

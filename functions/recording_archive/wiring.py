@@ -26,6 +26,9 @@ def media_policy(settings: ArchiveSettings) -> MediaPolicy:
         read_timeout=settings.media_read_timeout_seconds,
         retry_budget=settings.media_retry_budget_seconds,
         basic_auth=basic_auth,
+        ca_bundle=settings.media_ca_bundle or None,
+        max_bytes=settings.media_max_size_mib * MiB,
+        max_seconds=settings.media_total_timeout_seconds,
     )
 
 
@@ -44,4 +47,6 @@ def build_archiver(settings: ArchiveSettings, *, max_attempts: int | None = None
             bucket_owner=settings.archive_bucket_owner,
         ),
         max_attempts=max_attempts,
+        stop_margin_seconds=settings.archive_stop_margin_seconds,
+        lease_slack_seconds=settings.archive_lease_slack_seconds,
     )

@@ -5,19 +5,22 @@ with real names; a fake clock keeps the retry budget deterministic and the tests
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from recording_archive.dal.media_source import MediaPolicy, MediaSource, MediaStream
+from recording_archive.dal.media_source import MediaPolicy, MediaSource, Resolver
 from recording_archive.models.errors import (
     MediaIntegrityError,
     MediaRefusedError,
     MediaUnavailableError,
 )
+from tests.support.media_client import FakeClock, drain
 from tests.support.media_server import (
+    Chunked,
+    Drip,
+    ErrorBody,
     GeneratedBody,
     MediaServer,
     Redirect,
@@ -31,22 +34,6 @@ from tests.support.media_server import (
 from tests.support.moto_server import free_port
 
 AUTH = ("MAXXXXXXXXXXXXXXXXXX", "auth-token-1")
-
-
-class FakeClock:
-    """time.monotonic and time.sleep in one: sleeping advances the clock, instantly."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def resolver(host: str, port: int) -> list[str]:
@@ -70,7 +57,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def source(clock: FakeClock, **kw: object) -> MediaSource:
+def source(clock: FakeClock, *, resolve: Resolver = resolver, **kw: object) -> MediaSource:
     policy: dict[str, object] = {
         "allowed_hosts": ("media.test", "cdn.test"),
         "allow_loopback": True,
@@ -81,7 +68,7 @@ def source(clock: FakeClock, **kw: object) -> MediaSource:
     policy.update(kw)
     return MediaSource(
         MediaPolicy(**policy),  # type: ignore[arg-type]
-        resolver=resolver,
+        resolver=resolve,
         sleep=clock.sleep,
         clock=clock,
     )
@@ -89,14 +76,6 @@ def source(clock: FakeClock, **kw: object) -> MediaSource:
 
 def url(server: MediaServer, path: str, host: str = "media.test") -> str:
     return f"http://{host}:{server.port}{path}"
-
-
-def drain(stream: MediaStream) -> tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
-    while chunk := stream.read(256 * 1024):
-        digest.update(chunk)
-        size += len(chunk)
-    return size, digest.hexdigest()
 
 
 def test_streams_the_exact_bytes(media: MediaServer, clock: FakeClock) -> None:
@@ -393,3 +372,138 @@ def test_redirect_then_404_retries_from_the_original_url(
         assert stream.read(10) == b"audio"
     assert len(media.requests) == 2
     assert len(other.requests) == 2
+
+
+# --- bounds: size, time, error bodies, addresses, pools -----------------------------------------
+def test_declared_length_over_the_size_limit_is_refused_before_reading(
+    media: MediaServer, clock: FakeClock
+) -> None:
+    media.add("/r.mp3", GeneratedBody(2 * 1024 * 1024))
+    with (
+        pytest.raises(MediaRefusedError, match="larger than the limit of 1048576 bytes"),
+        source(clock, max_bytes=1024 * 1024).open(url(media, "/r.mp3")),
+    ):
+        pytest.fail("opened")
+    assert len(media.requests) == 1  # a refusal: not retried
+    # At the limit exactly, the same body is served whole.
+    with source(clock, max_bytes=2 * 1024 * 1024).open(url(media, "/r.mp3")) as stream:
+        assert drain(stream)[0] == 2 * 1024 * 1024
+
+
+def test_undeclared_length_over_the_size_limit_stops_mid_stream(
+    media: MediaServer, clock: FakeClock
+) -> None:
+    media.add("/r.mp3", GeneratedBody(3 * 1024 * 1024), faults=[Chunked(times=None)])
+    with source(clock, max_bytes=1024 * 1024).open(url(media, "/r.mp3")) as stream:
+        assert stream.content_length is None
+        with pytest.raises(MediaRefusedError, match="larger than the limit"):
+            drain(stream)
+        assert stream.bytes_read <= 2 * 1024 * 1024  # stopped near the limit, not at the end
+    body = media.add("/ok.mp3", GeneratedBody(900_000, seed=4), faults=[Chunked(times=None)])
+    with source(clock, max_bytes=1024 * 1024).open(url(media, "/ok.mp3")) as stream:
+        assert drain(stream) == (body.size, body.sha256_hex)
+
+
+def test_a_host_that_drips_is_stopped_at_the_total_time_limit(
+    media: MediaServer, clock: FakeClock
+) -> None:
+    # 1 KiB every 50 ms never trips the 5 s read timeout; only the total limit ends it.
+    media.add("/r.mp3", GeneratedBody(1024 * 1024), faults=[Drip(every=0.05, times=None)])
+    started = time.monotonic()
+    with (
+        pytest.raises(MediaUnavailableError, match=r"time limit of 0\.6 s") as info,
+        source(clock, read_timeout=5.0, max_seconds=0.6).open(url(media, "/r.mp3")) as stream,
+    ):
+        drain(stream)
+    elapsed = time.monotonic() - started
+    assert 0.6 <= elapsed < 3
+    assert info.value.retryable
+    assert len(media.requests) == 1  # a body had started: not retried within this attempt
+
+
+def test_total_time_limit_bounds_the_retries_too(media: MediaServer, clock: FakeClock) -> None:
+    media.add("/r.mp3", b"audio", faults=[Status(503, times=None)])
+    with (
+        pytest.raises(MediaUnavailableError, match="HTTP 503"),
+        source(clock, retry_budget=30.0, max_seconds=5.0).open(url(media, "/r.mp3")),
+    ):
+        pytest.fail("opened")
+    assert sum(clock.sleeps) <= 5.0
+
+
+def test_a_short_error_body_is_read_and_its_connection_reused(
+    media: MediaServer, clock: FakeClock
+) -> None:
+    media.add("/r.mp3", b"audio", faults=[ErrorBody(404, 2000, times=2)])
+    with source(clock).open(url(media, "/r.mp3")) as stream:
+        assert stream.read(10) == b"audio"
+    assert len(media.requests) == 3
+    assert media.connections == 1
+
+
+def test_a_long_error_body_is_not_read_its_connection_is_closed(
+    media: MediaServer, clock: FakeClock
+) -> None:
+    size = 64 * 1024 * 1024
+    media.add("/r.mp3", b"audio", faults=[ErrorBody(503, size)])
+    with source(clock).open(url(media, "/r.mp3")) as stream:
+        assert stream.read(10) == b"audio"
+    assert len(media.requests) == 2
+    assert media.connections == 2  # the 503's connection was dropped, not drained
+    assert media.bytes_sent["/r.mp3"] < size // 2  # only what the socket buffers took
+
+
+def test_each_vetted_address_is_tried_in_turn(media: MediaServer, clock: FakeClock) -> None:
+    body = media.add("/r.mp3", GeneratedBody(10_000))
+    dead = free_port()
+
+    def two_addresses(host: str, port: int) -> list[str]:
+        return ["::1", "127.0.0.1"]  # the server listens on 127.0.0.1 only
+
+    src = source(clock, resolve=two_addresses, retry_budget=0)
+    with src.open(url(media, "/r.mp3")) as stream:
+        assert drain(stream) == (body.size, body.sha256_hex)
+    assert clock.sleeps == []  # the second address served the first attempt
+    with (
+        pytest.raises(MediaUnavailableError, match="connection failed"),
+        src.open(f"http://media.test:{dead}/r.mp3"),
+    ):
+        pytest.fail("opened")
+
+
+def test_connection_pools_are_bounded_least_recently_used_first(
+    media: MediaServer, clock: FakeClock
+) -> None:
+    media.add("/r.mp3", b"audio")
+    src = source(clock, allowed_hosts=("*.pool.test",))
+
+    def fetch(name: str) -> None:
+        with src.open(url(media, "/r.mp3", host=f"{name}.pool.test")) as stream:
+            assert stream.read(10) == b"audio"
+
+    names = [f"h{i}" for i in range(10)]  # one pool per host name
+    for name in names:
+        fetch(name)
+    assert media.connections == 10
+    fetch("h9")  # most recent: its pool and connection are kept
+    assert media.connections == 10
+    fetch("h0")  # least recent: evicted (and closed) when the ninth pool came
+    assert media.connections == 11
+
+
+def test_time_used_up_before_the_body_stops_before_reading(
+    media: MediaServer, clock: FakeClock
+) -> None:
+    media.add("/r.mp3", b"audio")
+
+    def slow_dns(host: str, port: int) -> list[str]:
+        time.sleep(0.2)  # the lookup alone outlasts the download's whole time
+        return ["127.0.0.1"]
+
+    src = source(clock, resolve=slow_dns, max_seconds=0.1)
+    with (
+        pytest.raises(MediaUnavailableError, match=r"time limit of 0\.1 s"),
+        src.open(url(media, "/r.mp3")),
+    ):
+        pytest.fail("opened")
+    assert len(media.requests) == 1

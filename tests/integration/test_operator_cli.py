@@ -23,20 +23,16 @@ from recording_archive import config
 from recording_archive.dal.plivo_api import recording_id_from_url
 from recording_archive.handlers import reconcile as reconcile_handler
 from recording_archive.handlers import sweeper
-from recording_archive.handlers.recording_callback import lambda_handler as callback_handler
 from recording_archive.logic.reconcile import reconcile_sequence_number
 from recording_archive_cli.local_resources import DEFAULT_AUTH_ID, LocalResources
 from recording_archive_cli.main import main
 from recording_archive_cli.simulate import EVENT_COMPLETED, EVENT_INITIATED, session_callbacks
 from tests.integration.conftest import TOKEN, clear_caches, set_secret
+from tests.support.callback_flow import post_signed_callback
 from tests.support.fake_plivo_api import FakePlivoApi
-from tests.support.http_events import form_body, http_event
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.media_server import MediaServer, Status, wav_body
 from tests.support.moto_server import free_port
-from tests.support.plivo import sdk_signature
-
-PUBLIC_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/callbacks/recording"
 
 
 @pytest.fixture
@@ -70,17 +66,7 @@ class Stack:
 
     def post(self, params: dict[str, str]) -> int:
         self.function_env("CallbackFunction", MEDIA_ALLOW_LOOPBACK="true")
-        nonce = uuid.uuid4().hex
-        event = http_event(
-            "POST",
-            body=form_body(params),
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Plivo-Signature-V3": sdk_signature(TOKEN, "POST", PUBLIC_URL, params, nonce),
-                "X-Plivo-Signature-V3-Nonce": nonce,
-            },
-        )
-        return int(callback_handler(event, FakeLambdaContext())["statusCode"])
+        return post_signed_callback(params, TOKEN)
 
     def session(
         self, *, drop: tuple[str, ...] = (), media_url: str | None = None

@@ -7,8 +7,12 @@ never held in memory) behind a list of scripted faults consumed one request at a
                faults=[Status(404, times=2), Truncate(1000)])
 
 serves 404 twice, then a truncated body, then the whole file for every later request. Every
-request received is recorded (method, path, headers including Authorization), so a test can
-assert what reached the server, and what did not.
+request received is recorded (method, path, headers including Authorization, the client's port:
+one port, one connection), so a test can assert what reached the server, and what did not.
+
+With `tls=` (a server-side `ssl.SSLContext`, see `tests.support.tls`) it serves HTTPS: the
+handshake runs in the connection's own thread, and the SNI name of every handshake and the reason
+of every failed one are recorded (`sni_names`, `tls_failures`).
 
 Also usable as a process of its own (the benchmark runs it so): `python -m
 tests.support.media_server --port 0 --generated /big.bin:1073741824:1` prints its base URL.
@@ -21,6 +25,7 @@ import base64
 import hashlib
 import random
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -30,6 +35,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
+
+from recording_archive_cli.local_tls import TLSServerMixin
 
 MiB = 1024 * 1024
 _BLOCK = 64 * 1024
@@ -163,7 +170,33 @@ class Reset:
     times: int | None = 1
 
 
-Fault = Status | Redirect | Truncate | Stall | WrongLength | Reset
+@dataclass(frozen=True)
+class Drip:
+    """Content-Length of the whole body, then `chunk` bytes every `every` seconds (a host that
+    never trips a read timeout yet never finishes)."""
+
+    every: float
+    chunk: int = 1024
+    times: int | None = 1
+
+
+@dataclass(frozen=True)
+class Chunked:
+    """The whole body with Transfer-Encoding: chunked, no Content-Length."""
+
+    times: int | None = 1
+
+
+@dataclass(frozen=True)
+class ErrorBody:
+    """Answer `code` with a body of `size` bytes (declared in Content-Length)."""
+
+    code: int
+    size: int
+    times: int | None = 1
+
+
+Fault = Status | Redirect | Truncate | Stall | WrongLength | Reset | Drip | Chunked | ErrorBody
 
 
 @dataclass(frozen=True)
@@ -171,6 +204,7 @@ class RecordedRequest:
     method: str
     path: str
     headers: dict[str, str]  # lower-case names
+    client_port: int = 0  # the same port: the same connection
 
     @property
     def authorization(self) -> str | None:
@@ -185,13 +219,17 @@ class _Route:
     basic_auth: tuple[str, str] | None
 
 
-class _QuietServer(ThreadingHTTPServer):
+class _QuietServer(TLSServerMixin, ThreadingHTTPServer):
     daemon_threads = True
+    tls_failures: list[str]
 
     def handle_error(self, request: object, client_address: object) -> None:
         # Scripted faults close sockets under the handler's feet, and clients drop connections
         # mid-body on purpose: those tracebacks are expected, not news.
         return
+
+    def on_tls_failure(self, reason: str) -> None:
+        self.tls_failures.append(reason)
 
 
 @dataclass
@@ -199,6 +237,11 @@ class MediaServer:
     host: str = "127.0.0.1"
     port: int = 0
     requests: list[RecordedRequest] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None
+    sni_names: list[str | None] = field(default_factory=list)
+    tls_failures: list[str] = field(default_factory=list)
+    # Body bytes written per path (what the client really took, up to the socket buffers).
+    bytes_sent: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._routes: dict[str, _Route] = {}
@@ -224,12 +267,22 @@ class MediaServer:
             self._routes[path] = _Route(b, content_type, [[f, f.times] for f in faults], basic_auth)
         return b
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
     def url(self, path: str, host: str | None = None) -> str:
-        return f"http://{host or self.host}:{self.port}{path}"
+        return f"{self.scheme}://{host or self.host}:{self.port}{path}"
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        """Distinct connections that carried a request."""
+        with self._lock:
+            return len({r.client_port for r in self.requests})
 
     def requests_for(self, path: str) -> list[RecordedRequest]:
         with self._lock:
@@ -268,7 +321,10 @@ class MediaServer:
                 with server._lock:
                     server.requests.append(
                         RecordedRequest(
-                            "GET", self.path, {k.lower(): v for k, v in self.headers.items()}
+                            "GET",
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            int(self.client_address[1]),
                         )
                     )
                 route, fault = server._next_fault(path)
@@ -296,6 +352,11 @@ class MediaServer:
                 self.send_header("Content-Type", route.content_type)
                 self.send_header("Content-Length", str(length))
                 self.end_headers()
+
+            def _write(self, path: str, data: bytes) -> None:
+                self.wfile.write(data)
+                with server._lock:
+                    server.bytes_sent[path] = server.bytes_sent.get(path, 0) + len(data)
 
             def _send_prefix(self, route: _Route, n: int) -> None:
                 sent = 0
@@ -339,6 +400,39 @@ class MediaServer:
                         self.rfile.close()
                         self.connection.close()
                         self.close_connection = True
+                    case Drip(every=every, chunk=size):
+                        self._head(route, body.size)
+                        data = b"".join(body.chunks())
+                        try:
+                            for i in range(0, len(data), size):
+                                self.wfile.write(data[i : i + size])
+                                self.wfile.flush()
+                                if server._stop.wait(every):
+                                    break
+                        except OSError:
+                            pass
+                        self.close_connection = True
+                    case Chunked():
+                        self.send_response(200)
+                        self.send_header("Content-Type", route.content_type)
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        try:
+                            for chunk in body.chunks():
+                                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                            self.wfile.write(b"0\r\n\r\n")
+                        except OSError:
+                            self.close_connection = True
+                    case ErrorBody(code=code, size=size):
+                        self.send_response(code)
+                        self.send_header("Content-Length", str(size))
+                        self.end_headers()
+                        path = self.path.split("?", 1)[0]
+                        try:
+                            for start in range(0, size, _BLOCK):
+                                self._write(path, b"e" * min(_BLOCK, size - start))
+                        except OSError:
+                            self.close_connection = True
                     case _:
                         self._head(route, body.size)
                         try:
@@ -348,6 +442,10 @@ class MediaServer:
                             self.close_connection = True
 
         httpd = _QuietServer((self.host, self.port), Handler)
+        httpd.tls_failures = self.tls_failures
+        if self.tls is not None:
+            httpd.tls = self.tls
+            self.tls.sni_callback = self._record_sni
         self._httpd = httpd
         self.port = int(httpd.server_address[1])
         self._thread = threading.Thread(
@@ -355,6 +453,18 @@ class MediaServer:
         )
         self._thread.start()
         return self
+
+    def handshake_failures(self, at_least: int = 1, timeout: float = 5.0) -> list[str]:
+        """The failed handshakes, once `at_least` are recorded (the server's thread records a
+        failure just after the client gave up) or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while len(self.tls_failures) < at_least and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return list(self.tls_failures)
+
+    def _record_sni(self, _sock: object, name: str | None, _context: object) -> None:
+        with self._lock:
+            self.sni_names.append(name)
 
     def stop(self) -> None:
         self._stop.set()

@@ -137,6 +137,12 @@ NON_PUBLIC = [
     ["fe80::1%eth0"],
     ["fc00::1"],
     ["fd12:3456::1"],
+    ["fec0::1"],  # site-local (RFC 3879): ipaddress calls it global
+    ["fec0:0:0:ffff::1"],
+    ["feff:ffff::1"],  # the top of fec0::/10
+    ["2001:db8::1"],  # documentation
+    ["100::1"],  # discard-only
+    ["4000::1"],  # outside global unicast 2000::/3 (unassigned)
     ["ff02::1"],
     ["::ffff:127.0.0.1"],
     ["::ffff:169.254.169.254"],
@@ -155,6 +161,14 @@ def test_names_resolving_to_non_public_addresses_are_refused(addresses: list[str
     with pytest.raises(MediaRefusedError):
         source.check_url("https://media.plivo.com/v1/Account/MA1/Recording/r.mp3")
     assert resolver.calls == [("media.plivo.com", 443)]
+
+
+@pytest.mark.parametrize("address", [PUBLIC6, "2a05:d018:1::1", "2600:1f18::1", "3fff:ffff::1"])
+def test_global_unicast_ipv6_is_public(address: str) -> None:
+    # The other side of the site-local fix: real global addresses (AWS ranges, the top of
+    # 2000::/3) still pass.
+    source, _ = make(table={"media.plivo.com": [address]})
+    source.check_url("https://media.plivo.com/r.mp3")
 
 
 ALLOWED = [
@@ -240,6 +254,8 @@ LOOPBACK_ALLOWED = [
     "http://[::1]:8080/r.mp3",
     "https://127.0.0.1/r.mp3",
     "http://media.test:9000/r.mp3",  # a listed name that resolves to loopback
+    "https://media.localhost:8443/r.mp3",  # RFC 6761 loopback names, resolved without DNS
+    "http://aps1.media.localhost:9000/r.mp3",
 ]
 LOOPBACK_REFUSED = [
     "http://127.0.0.2:8080/r.mp3",  # a loopback literal that is not listed
@@ -277,6 +293,20 @@ def test_loopback_mode_refuses_everything_else(url: str) -> None:
     )
     with pytest.raises(MediaRefusedError):
         source.check_url(url)
+
+
+def test_localhost_sub_domains_resolve_to_loopback_without_a_lookup() -> None:
+    source, resolver = make(("media.test",), loopback=True)  # the fake would answer PUBLIC
+    source.check_url("https://media.localhost:8443/r.mp3")
+    assert resolver.calls == []
+    # Outside loopback mode a .localhost name is an ordinary name: not listed, refused; and
+    # when listed, resolved and vetted like any other (no loopback shortcut).
+    strict, strict_resolver = make(("media.localhost",), table={"media.localhost": ["127.0.0.1"]})
+    with pytest.raises(MediaRefusedError, match="non-public"):
+        strict.check_url("https://media.localhost/r.mp3")
+    assert strict_resolver.calls == [("media.localhost", 443)]
+    with pytest.raises(MediaRefusedError, match="allow-list"):
+        make()[0].check_url("https://media.localhost/r.mp3")
 
 
 @pytest.mark.parametrize(
@@ -319,3 +349,10 @@ def test_refused_urls_make_zero_requests(server: MediaServer) -> None:
     with loopback.open(f"http://media.test:{port}/r.mp3") as stream:
         assert stream.read(100) == b"ID3 audio"
     assert len(server.requests) == 1
+
+
+# --- the CA bundle is for loopback mode only --------------------------------------------------
+def test_ca_bundle_without_loopback_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="local stack only"):
+        MediaSource(MediaPolicy(allowed_hosts=PLIVO, ca_bundle="/etc/ssl/certs/ca.pem"))
+    MediaSource(MediaPolicy(allowed_hosts=PLIVO, allow_loopback=True, ca_bundle="/x.pem"))
