@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import boto3
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from recording_archive.models.callback_openapi import GET_RESPONSES, OTHER_RESPONSES, RESPONSES
@@ -39,6 +39,7 @@ from tests.integration.conftest import clear_caches
 from tests.support.http_events import http_event
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.plivo import recording_event, sdk_signature
+from tests.support.signed_fuzz import reproducible
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hostile-suite-token-8d1f0e7c"  # noqa: S105 - a local-only test token
@@ -113,7 +114,11 @@ class HandlerHarness:
         clear_caches()
 
     def writes(self) -> int:
-        items = self._ddb.scan(TableName=self.resources.table_name, Select="COUNT")["Count"]
+        # A scan reads at most 1 MB a page, COUNT included: large items need the pages.
+        pages = self._ddb.get_paginator("scan").paginate(
+            TableName=self.resources.table_name, Select="COUNT", ConsistentRead=True
+        )
+        items = sum(page["Count"] for page in pages)
         attrs = self._sqs.get_queue_attributes(
             QueueUrl=self.resources.fallback_queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -313,23 +318,10 @@ def http_requests(draw: st.DrawFn, harness: HandlerHarness) -> tuple[str, dict[s
     return kind, event
 
 
-def _reproducible(max_examples: int) -> settings:
-    """Hypothesis settings of both suites: derandomised, no example database, no deadline (the
-    machine is shared), no health check standing in for a slow handler."""
-    return settings(
-        max_examples=max_examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-        print_blob=True,
-    )
-
-
 def fuzz_handler(harness: HandlerHarness, *, max_examples: int, seed: int = 6) -> dict[str, Any]:
     kinds: Counter[str] = Counter()
 
-    @_reproducible(max_examples)
+    @reproducible(max_examples)
     @given(request=http_requests(harness))
     def check(request: tuple[str, dict[str, Any]]) -> None:
         kind, event = request
@@ -730,7 +722,7 @@ def schemathesis_suite(stack: Any, *, max_examples: int, secrets: Secrets) -> di
     writes_from_rejected = 0
 
     def make_check(operation: Any, mode: Any) -> Any:
-        @_reproducible(max_examples)
+        @reproducible(max_examples)
         @given(
             case=operation.as_strategy(generation_mode=mode),
             sign=st.booleans(),

@@ -10,6 +10,7 @@ import base64
 import copy
 import hashlib
 import hmac
+import json
 import random
 import string
 from collections.abc import Callable
@@ -17,9 +18,13 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
+from hypothesis import given, reject
+from hypothesis import strategies as st
 from plivo.utils import signature_v3 as sdk
 
 from recording_archive.logic import signature_v3 as sv3
+from recording_archive.logic.callback_request import decode_request
+from tests.support import signed_fuzz as sf
 
 RANDOM_CASES = 1000
 RANDOM_QUERIES = 300
@@ -505,3 +510,64 @@ def test_configuration_errors_raise(method: str, url: str, match: str) -> None:
         sv3.signed_message(method, url, PARAMS)
     with pytest.raises(ValueError, match=match):
         sv3.verify_signature([TOKEN], method, url, PARAMS, NONCE, ["sig"])
+
+
+# --- JSON bodies as the handler decodes them (numbers as Decimal) against the SDK ---------------
+JSON_HEADERS = {"content-type": "application/json", "x-plivo-signature-v3": "s"}
+JSON_HEADERS["x-plivo-signature-v3-nonce"] = NONCE
+
+
+@sf.reproducible(300)
+@given(
+    tree=st.dictionaries(sf.nonblank_text, sf.json_values, max_size=6),
+    compact=st.booleans(),
+    ascii_only=st.booleans(),
+)
+def test_json_bodies_render_as_the_sdk_renders_json_loads(
+    tree: dict[str, Any], compact: bool, ascii_only: bool
+) -> None:
+    """The SDK signs what `json.loads` gives (floats, ints, True, None); the handler parses
+    numbers with a fraction or exponent as Decimal: both must make the same message."""
+    body = sf.json_text(tree, compact=compact, ascii_only=ascii_only)
+    try:
+        expected = _sdk_message("POST", URL, json.loads(body))
+    except TypeError:  # a list mixing null and strings: the SDK's sorted() raises
+        reject()
+    request = decode_request("POST", JSON_HEADERS, body.encode(), "")
+    assert sv3.signed_message("POST", URL, request.params) == expected
+    signature = _sdk_signature(TOKEN, expected, NONCE)
+    assert sv3.verify_signature([TOKEN], "POST", URL, request.params, NONCE, [signature])
+
+
+@pytest.mark.parametrize(
+    ("literal", "rendered"),
+    [
+        ("12.5", "12.5"),
+        ("12.50", "12.5"),
+        ("1e16", "1e+16"),
+        ("1E16", "1e+16"),
+        ("1.0", "1.0"),
+        ("1E5", "100000.0"),
+        ("1e400", "inf"),
+        ("-1e400", "-inf"),
+        ("1e-400", "0.0"),
+        ("-0.0", "-0.0"),
+        ("-0", "0"),
+        ("123456789012345678901234567890", "123456789012345678901234567890"),
+        ("123456789012345678901234567890.5", "1.2345678901234568e+29"),
+        ("true", "True"),
+        ("null", "None"),
+    ],
+)
+def test_json_scalars_render_as_the_sdk_renders_them(literal: str, rendered: str) -> None:
+    body = '{"n": ' + literal + "}"
+    request = decode_request("POST", JSON_HEADERS, body.encode(), "")
+    assert sv3.signed_message("POST", URL, request.params) == f"{URL}?n{rendered}"
+    assert _sdk_message("POST", URL, json.loads(body)) == f"{URL}?n{rendered}"
+
+
+def test_a_number_changed_in_the_body_no_longer_verifies() -> None:
+    signed = _sdk_signature(TOKEN, _sdk_message("POST", URL, {"n": 12.5}), NONCE)
+    for body, ok in [('{"n": 12.5}', True), ('{"n": 12.50}', True), ('{"n": 12.51}', False)]:
+        request = decode_request("POST", JSON_HEADERS, body.encode(), "")
+        assert sv3.verify_signature([TOKEN], "POST", URL, request.params, NONCE, [signed]) is ok

@@ -8,9 +8,14 @@ Permissions: dynamodb:PutItem/UpdateItem on the events table, sqs:SendMessage on
 queue, secretsmanager:GetSecretValue on the auth secret, kms for both.
 Answers (JSON): 200 stored, duplicate, conflict (kept on the item) or queued (fallback queue);
 400 malformed body; 401 signature headers missing; 403 signature wrong or no token configured;
-405 other methods; 413 body over 64 KiB; 415 other content types; 422 schema violation naming the
-fields; 503 only when neither the table nor the fallback queue took the event. Nothing is
-written for a rejected request.
+405 other methods; 413 body over 64 KiB; 415 other content types; 422 a key attribute missing,
+not valid or given twice, naming the fields (models/callback.py), each refusal counted in
+CallbackRejected by Reason; 503 only when neither the table nor the fallback queue took the
+event, or when the auth secret cannot be read (fail closed: nothing is verified without it).
+Nothing is written for a rejected request. The secret and the table get only the time that
+leaves one queue attempt and the answer inside the invocation (dal/aws.py `call_deadlines`,
+time_budgets.py): a stalled table, queue or secret ends in one of these answers, never in the
+Lambda timeout.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from recording_archive.dal.auth_secret import (
     SecretUnavailableError,
     load_credentials,
 )
-from recording_archive.dal.aws import dynamodb_client, sqs_client
+from recording_archive.dal.aws import call_deadlines, dynamodb_client, sqs_client
 from recording_archive.dal.events_table import RecordingEventStore
 from recording_archive.dal.fallback_queue import FallbackQueue
 from recording_archive.logic.callback_request import (
@@ -57,9 +62,9 @@ from recording_archive.models.errors import (
     CallbackValidationError,
     FallbackUnavailableError,
     MalformedBodyError,
-    SignatureInvalidError,
 )
 from recording_archive.observability import NAMESPACE, SERVICE, logger, masked_fields, metrics
+from recording_archive.time_budgets import callback_deadlines
 
 app = APIGatewayHttpResolver()
 
@@ -251,10 +256,10 @@ def rejected(exc: CallbackRejectedError) -> Response[Any]:
     body: dict[str, Any] = {"error": exc.code, "message": exc.message}
     if isinstance(exc, CallbackValidationError):
         body["fields"] = exc.fields
-        _count("CallbackInvalid")
-    elif isinstance(exc, SignatureInvalidError) or exc.status == 401:
-        _count("SignatureRejected")
-    logger.info("callback rejected", extra={"status": exc.status, "reason": exc.code})
+    # Every refusal counted, by cause: Plivo does not retry a 4xx, so each one is an event that
+    # only `reconcile` can bring back.
+    _count("CallbackRejected", Reason=exc.reason)
+    logger.info("callback rejected", extra={"status": exc.status, "reason": exc.reason})
     return _json(exc.status, body)
 
 
@@ -266,4 +271,6 @@ def not_found(_exc: Exception) -> Response[Any]:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    # The secret and the table end in time for the queue send and the answer (time_budgets.py).
+    with call_deadlines(callback_deadlines(context.get_remaining_time_in_millis())):
+        return app.resolve(event, context)

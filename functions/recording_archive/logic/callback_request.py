@@ -1,9 +1,14 @@
 """From an HTTP request (method, headers, body, query) to a verified, validated callback.
 
 The order of the checks is the order of the answers' precedence: size (413), content type (415),
-signature headers present (401), body decodes (400), signature matches (403), schema (422). A
-request is never parsed further than needed to refuse it, and no check reads a value that a
-client controls to decide which URL was signed.
+signature headers present (401), body decodes (400), signature matches (403), key attributes
+(422). A request is never parsed further than needed to refuse it, and no check reads a value
+that a client controls to decide which URL was signed.
+
+What decodes (400 otherwise) is what DynamoDB can hold as received: UTF-8 text (no lone
+surrogate escapes in JSON), JSON without NaN/Infinity (RFC 8259 has none), attribute names of
+1 byte to under 64 KiB at any depth (DynamoDB refuses an empty or longer name, also as a map
+key: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html).
 """
 
 from __future__ import annotations
@@ -18,7 +23,12 @@ from pydantic import ValidationError
 
 from recording_archive.config import MAX_BODY_BYTES
 from recording_archive.logic.signature_v3 import verify_signature
-from recording_archive.models.callback import RecordingCallback, field_names
+from recording_archive.models.callback import (
+    KEY_ATTRIBUTES,
+    RecordingCallback,
+    field_names,
+    missing_fields,
+)
 from recording_archive.models.errors import (
     CallbackValidationError,
     MalformedBodyError,
@@ -34,6 +44,7 @@ JSON = "application/json"
 SIGNATURE_HEADERS = ("x-plivo-signature-v3", "x-plivo-signature-ma-v3")
 NONCE_HEADER = "x-plivo-signature-v3-nonce"
 MAX_JSON_DEPTH = 8
+MAX_NAME_BYTES = 64 * 1024 - 1  # DynamoDB: an attribute name is under 64 KB
 
 
 @dataclass(frozen=True)
@@ -62,12 +73,41 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _depth(value: Any, level: int = 0) -> int:
+def _reject_constant(_name: str) -> Any:
+    raise MalformedBodyError("JSON body holds NaN or Infinity, which JSON does not allow")
+
+
+def _check_name(name: str) -> None:
+    if not name:
+        raise MalformedBodyError("an attribute name is empty")
+    if len(name) > MAX_NAME_BYTES // 4 and len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise MalformedBodyError("an attribute name is 64 KiB or longer")
+
+
+def _check_text(text: str) -> None:
+    # json.loads turns a "\ud800" escape into a lone surrogate: not UTF-8, so neither signable
+    # (the SDK encodes the message as UTF-8) nor storable.
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise MalformedBodyError("JSON body holds a lone surrogate escape") from exc
+
+
+def _check_json(value: Any, level: int = 0) -> None:
+    """Depth (objects and arrays), names and strings at every level of a parsed JSON body."""
+    if isinstance(value, dict | list) and level >= MAX_JSON_DEPTH:
+        raise MalformedBodyError("JSON body is nested too deeply")
     if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
+        for key, item in value.items():
+            _check_name(key)
+            _check_text(key)
+            _check_json(item, level + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, level + 1)
+    elif isinstance(value, str):
+        _check_text(value)
 
 
 def _decode_text(data: bytes) -> str:
@@ -82,14 +122,25 @@ def _parse_form(text: str) -> dict[str, list[str]]:
     # percent-escapes that are not UTF-8 are refused instead of becoming U+FFFD, so that the
     # stored payload is exactly what Plivo sent.
     try:
-        return parse_qs(text, keep_blank_values=True, errors="strict", max_num_fields=1000)
+        params = parse_qs(text, keep_blank_values=True, errors="strict", max_num_fields=1000)
     except ValueError as exc:  # UnicodeDecodeError, or too many fields
         raise MalformedBodyError("form body is not valid") from exc
+    for name in params:
+        _check_name(name)
+    return params
 
 
 def _parse_json(text: str) -> dict[str, Any]:
+    # Numbers with a fraction or an exponent become Decimal, exact as written (DynamoDB takes no
+    # float); the signature renders them as the SDK does (logic/signature_v3.py). An integer
+    # over 4,300 digits is refused by int() (ValueError), as it is by the SDK's json.loads.
     try:
-        data = json.loads(text, object_pairs_hook=_reject_duplicates, parse_float=Decimal)
+        data = json.loads(
+            text,
+            object_pairs_hook=_reject_duplicates,
+            parse_float=Decimal,
+            parse_constant=_reject_constant,
+        )
     except RecursionError as exc:
         raise MalformedBodyError("JSON body is nested too deeply") from exc
     except ValueError as exc:  # JSONDecodeError is a ValueError
@@ -98,8 +149,7 @@ def _parse_json(text: str) -> dict[str, Any]:
         raise MalformedBodyError("body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise MalformedBodyError("JSON body must be an object")
-    if _depth(data) > MAX_JSON_DEPTH:
-        raise MalformedBodyError("JSON body is nested too deeply")
+    _check_json(data)
     return data
 
 
@@ -108,7 +158,8 @@ def decode_request(
 ) -> CallbackRequest:
     """Checks 413, 415, 401 and 400, in that order. `headers` keys are lower-case."""
     method = method.upper()
-    if len(body) > MAX_BODY_BYTES or len(raw_query) > MAX_BODY_BYTES:
+    query_bytes = len(raw_query.encode("utf-8", "surrogatepass"))  # bytes, as for the body
+    if len(body) > MAX_BODY_BYTES or query_bytes > MAX_BODY_BYTES:
         raise PayloadTooLargeError(f"body over the limit of {MAX_BODY_BYTES} bytes")
     content_type = ""
     if method == "POST":
@@ -141,12 +192,18 @@ def verify_request(request: CallbackRequest, callback_url: str, tokens: tuple[st
 
 
 def _flatten(params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """One value per attribute for the model. A form or query attribute given once is its
+    string; a key attribute given twice with different values is refused (which one is the
+    event?); any other repeated attribute is kept as the list received."""
     flat: dict[str, Any] = {}
     repeated: list[str] = []
     for key, value in params.items():
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             if len(set(value)) > 1:
-                repeated.append(key)
+                if key in KEY_ATTRIBUTES:
+                    repeated.append(key)
+                else:
+                    flat[key] = value
                 continue
             flat[key] = value[0] if value else ""
         else:
@@ -155,14 +212,25 @@ def _flatten(params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def validate_callback(request: CallbackRequest, *, allow_loopback_http: bool) -> RecordingCallback:
-    """422 naming the offending attributes, never their values."""
-    flat, repeated = _flatten(request.params)
+    """422 naming the offending key attributes, never their values."""
+    # A form or query gives every attribute as a list (parse_qs); a JSON body gives its values
+    # as they are: a list there is a value of its own, not an attribute given several times.
+    flat, repeated = (
+        (dict(request.params), []) if request.content_type == JSON else _flatten(request.params)
+    )
     if repeated:
-        raise CallbackValidationError("attributes given more than once", sorted(repeated))
+        raise CallbackValidationError(
+            "key attributes given more than once", sorted(repeated), reason="repeated_key_attribute"
+        )
     try:
         return RecordingCallback.model_validate(
             flat, context={"allow_loopback_http": allow_loopback_http}
         )
     except ValidationError as exc:
-        fields = field_names(exc.errors(include_input=False, include_url=False))  # type: ignore[arg-type]
-        raise CallbackValidationError("callback does not match the schema", fields) from exc
+        errors: list[dict[str, Any]] = exc.errors(include_input=False, include_url=False)  # type: ignore[assignment]
+        missing = missing_fields(errors)
+        raise CallbackValidationError(
+            "key attributes missing" if missing else "key attributes not valid",
+            field_names(errors),
+            reason="missing_key_attribute" if missing else "invalid_key_attribute",
+        ) from exc

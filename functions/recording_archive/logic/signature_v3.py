@@ -45,6 +45,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any, TypeGuard
 from urllib.parse import parse_qs, urlparse, urlunparse
 
@@ -59,8 +60,13 @@ __all__ = [
 
 Params = Mapping[str, str | Sequence[str] | Mapping[str, Any]]
 """Callback parameters: form/query values are a string or a list of strings; a JSON body may
-also hold nested objects and non-string scalars (rendered as ``str()`` of the value, as the SDK's
-``string_format`` does: ``1`` -> ``"1"``, ``True`` -> ``"True"``, ``None`` -> ``"None"``)."""
+also hold nested objects and non-string scalars. The SDK signs what ``json.loads`` gives and
+renders each scalar with ``str()`` (``string_format``): ``1`` -> ``"1"``, ``True`` ->
+``"True"``, ``None`` -> ``"None"``, and a number with a fraction or an exponent is a Python
+float: ``12.50`` -> ``"12.5"``, ``1e16`` -> ``"1e+16"``, ``1E5`` -> ``"100000.0"``, ``1e400``
+-> ``"inf"``. The handler parses such numbers as :class:`~decimal.Decimal` (exact, storable),
+so a Decimal renders as ``str(float(value))``: the float ``json.loads`` would have made of the
+same text (``float(Decimal)`` rounds correctly, as float parsing does), then its ``str()``."""
 
 _METHODS = frozenset({"GET", "POST"})
 _HEADER_SPACE = " \t"
@@ -86,6 +92,8 @@ def _scalar(value: object) -> str:
     # bool before int is irrelevant for str(), kept explicit for the reader: str(True) == "True".
     if value is None or isinstance(value, bool | int | float):
         return str(value)
+    if isinstance(value, Decimal):  # a JSON number with a fraction or exponent (see Params)
+        return str(float(value))
     raise UnsignableParamsError(f"cannot sign a value of type {type(value).__name__}")
 
 

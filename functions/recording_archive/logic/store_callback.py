@@ -12,9 +12,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from enum import StrEnum
 from typing import Any, Protocol
+
+# The number rules of the serializer that writes the item (boto3's, in dal/): one definition.
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
 
 from recording_archive.dal.events_table import PutOutcome
 from recording_archive.logic.callback_request import CallbackRequest
@@ -54,6 +57,34 @@ def payload_sha256(params: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def _dynamodb_number(value: int | Decimal) -> bool:
+    """Whether DynamoDB holds the number exactly: finite, at most 38 significant digits,
+    magnitude 1E-130 to 9.99...E+125
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html#HowItWorks.DataTypes.Number).
+    boto3's own context decides, as its serializer will when the item is written."""
+    try:
+        number = DYNAMODB_CONTEXT.create_decimal(value)
+    except DecimalException:  # Inexact, Rounded, Overflow, Underflow, Clamped: all trapped
+        return False
+    # boto3 lets a subnormal such as 1E-131 through (Subnormal is not trapped); DynamoDB not.
+    return number.is_finite() and (number.is_zero() or -130 <= number.adjusted() <= 125)
+
+
+def storable(value: Any) -> Any:
+    """A received value as DynamoDB can hold it: a number it cannot hold exactly (a JSON
+    ``1e400``, or more than 38 significant digits) becomes its exact decimal text; everything
+    else is unchanged. The raw body is stored beside it, byte for byte."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | Decimal):
+        return value if _dynamodb_number(value) else str(value)
+    if isinstance(value, dict):
+        return {k: storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
 def build_item(
     callback: RecordingCallback,
     request: CallbackRequest,
@@ -67,7 +98,7 @@ def build_item(
         f.SESSION_UUID: str(callback.SessionUUID),
         f.SEQUENCE_NUMBER: callback.SequenceNumber,
         f.EVENT_NAME: callback.EventName,
-        f.PAYLOAD: request.params,
+        f.PAYLOAD: storable(request.params),
         f.RAW_BODY: request.raw,
         f.PAYLOAD_SHA256: payload_sha256(request.params),
         f.RECEIVED_AT: iso(received_at),
@@ -79,8 +110,9 @@ def build_item(
         item[f.RECORDING_UUID] = callback.RecordingUUID
     if callback.RecordingURL:
         item[f.RECORDING_URL] = callback.RecordingURL
-    if callback.RecordingDuration is not None:
-        item[f.RECORDING_DURATION_SECONDS] = callback.RecordingDuration
+    duration = callback.duration_seconds
+    if duration is not None and _dynamodb_number(duration):
+        item[f.RECORDING_DURATION_SECONDS] = duration
     ext = callback.recording_ext
     if ext:
         item[f.RECORDING_EXT] = ext

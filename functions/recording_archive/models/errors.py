@@ -16,9 +16,11 @@ class CallbackRejectedError(RecordingArchiveError):
     status: int = 400
     code: str = "bad_request"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, reason: str = "") -> None:
         super().__init__(message)
         self.message = message
+        # The `Reason` dimension of the CallbackRejected metric: the code, or a finer cause.
+        self.reason = reason or self.code
 
 
 class MalformedBodyError(CallbackRejectedError):
@@ -56,8 +58,8 @@ class CallbackValidationError(CallbackRejectedError):
     status = 422
     code = "invalid_callback"
 
-    def __init__(self, message: str, fields: list[str]) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, fields: list[str], *, reason: str = "") -> None:
+        super().__init__(message, reason=reason)
         self.fields = fields
 
 
