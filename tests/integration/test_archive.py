@@ -10,15 +10,28 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
 import pytest
 
+from recording_archive.dal import aws as aws_clients
+from recording_archive.dal.events_table import (
+    ARCHIVE_CLAIM_TOKEN,
+    ARCHIVE_LEASE_UNTIL,
+    Claim,
+    ClaimRefusal,
+    ClaimRefused,
+    RecordingEventStore,
+)
 from recording_archive.handlers import archive_stream, sweeper
 from recording_archive.handlers.recording_callback import lambda_handler as callback_handler
+from recording_archive.logic.archive_recording import ABANDONED_ERROR
 from recording_archive_cli.local_resources import (
     LocalResources,
     event_matches_filters,
@@ -26,7 +39,7 @@ from recording_archive_cli.local_resources import (
 )
 from tests.integration.conftest import TOKEN, clear_caches, set_secret
 from tests.support.http_events import form_body, http_event
-from tests.support.media_server import GeneratedBody, MediaServer, Status, wav_body
+from tests.support.media_server import Drip, GeneratedBody, MediaServer, Status, wav_body
 from tests.support.plivo import AUTH_ID, recording_event, sdk_signature
 from tests.support.streams import stream_records
 
@@ -295,3 +308,257 @@ def test_non_matching_records_are_skipped_by_the_handler_too(stack: Any) -> None
     assert archive_stream.archive_record(DynamoDBRecord(record)) == "skipped"
     modify = dict(record, eventName="MODIFY")
     assert archive_stream.archive_record(DynamoDBRecord(modify)) == "skipped"
+
+
+# --- claims: bounded, counted attempts ----------------------------------------------------------
+def _store(stack: Any) -> RecordingEventStore:
+    ddb = boto3.client("dynamodb", endpoint_url=stack.res.endpoint_url)
+    return RecordingEventStore(ddb, stack.res.table_name)
+
+
+def _stored_completed(stack: Any, media: MediaServer, body: Any = None) -> tuple[str, int]:
+    params = _completed(media, body or wav_body(0.2))
+    assert stack.post(params) == 200
+    return params["SessionUUID"], 2
+
+
+def _emf(out: str, name: str) -> float:
+    """The sum of one metric over the EMF documents printed on stdout."""
+    total = 0.0
+    for line in out.splitlines():
+        if line.startswith('{"_aws"'):
+            value = json.loads(line).get(name, 0)
+            total += sum(value) if isinstance(value, list) else value
+    return total
+
+
+def test_of_concurrent_claims_exactly_one_wins(stack: Any, media: MediaServer) -> None:
+    session, seq = _stored_completed(stack, media)
+    store = _store(stack)
+    now = int(time.time())
+    barrier = threading.Barrier(6)
+
+    def claim(n: int) -> Claim | ClaimRefused:
+        barrier.wait()
+        return store.claim(session, seq, token=f"t{n}", now=now, lease_until=now + 900)
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(claim, range(6)))
+    won = [r for r in results if isinstance(r, Claim)]
+    assert len(won) == 1
+    assert [r.reason for r in results if isinstance(r, ClaimRefused)] == [ClaimRefusal.HELD] * 5
+    item = stack.item(session, seq)
+    assert item["ArchiveAttempts"] == {"N": "1"}
+    assert item[ARCHIVE_CLAIM_TOKEN] == {"S": won[0].token}
+    assert item[ARCHIVE_LEASE_UNTIL] == item["ArchiveDueAt"] == {"N": str(now + 900)}
+
+
+def test_claim_conditions_against_the_table(stack: Any, media: MediaServer) -> None:
+    session, seq = _stored_completed(stack, media)
+    store = _store(stack)
+    t = int(time.time())
+    assert store.claim("no-such-session", 1, token="x", now=t, lease_until=t + 9) == (
+        ClaimRefused(ClaimRefusal.GONE)
+    )
+    first = store.claim(session, seq, token="a", now=t, lease_until=t + 10)
+    assert first == Claim("a", 1, t + 10, abandoned_lease=False)
+    held = store.claim(session, seq, token="b", now=t + 9, lease_until=t + 20)
+    assert isinstance(held, ClaimRefused) and held.reason is ClaimRefusal.HELD
+    # The lease ran out without a report: claimable, counted on, the abandonment visible.
+    second = store.claim(session, seq, token="b", now=t + 10, lease_until=t + 20)
+    assert second == Claim("b", 2, t + 20, abandoned_lease=True)
+    exhausted = store.claim(session, seq, token="c", now=t + 30, lease_until=t + 40, max_attempts=2)
+    assert exhausted == ClaimRefused(ClaimRefusal.EXHAUSTED, 2, "", abandoned_lease=True)
+    # The first holder's late report is not written over its successor's claim...
+    assert (
+        store.record_failure(
+            session, seq, error="late", next_due_at=t + 99, failed=False, claim_token="a"
+        )
+        is None
+    )
+    # ...the holder's is, without counting the attempt twice, and releases the item.
+    assert (
+        store.record_failure(
+            session, seq, error="E: x", next_due_at=t + 99, failed=False, claim_token="b"
+        )
+        == 2
+    )
+    item = stack.item(session, seq)
+    assert ARCHIVE_LEASE_UNTIL not in item and ARCHIVE_CLAIM_TOKEN not in item
+    assert item["ArchiveDueAt"] == {"N": str(t + 99)}
+    not_due = store.claim(session, seq, token="d", now=t + 50, lease_until=t + 60, due_by=t + 50)
+    assert isinstance(not_due, ClaimRefused) and not_due.reason is ClaimRefusal.NOT_DUE
+    third = store.claim(session, seq, token="d", now=t + 99, lease_until=t + 120, due_by=t + 99)
+    assert third == Claim("d", 3, t + 120, abandoned_lease=False)
+    archived = store.mark_archived(
+        session,
+        seq,
+        bucket="b",
+        key="k",
+        version_id=None,
+        size=1,
+        sha256_hex="0" * 64,
+        archived_at="2026-01-01T00:00:00.000Z",
+    )
+    assert archived
+    item = stack.item(session, seq)
+    assert ARCHIVE_LEASE_UNTIL not in item and "ArchiveDueAt" not in item
+    refused = store.claim(session, seq, token="e", now=t + 999, lease_until=t + 1999)
+    assert isinstance(refused, ClaimRefused) and refused.reason is ClaimRefusal.ARCHIVED
+    # Exhausted attempts are FAILED only while no lease is held.
+    assert (
+        store.record_failure(session, seq, error="x", next_due_at=t, failed=True, lease_free_at=t)
+        is None
+    )  # ARCHIVED: never regressed
+
+
+def test_a_recording_held_by_another_attempt_is_not_a_failed_record(
+    stack: Any, media: MediaServer
+) -> None:
+    session, seq = _stored_completed(stack, media)
+    now = int(time.time())
+    assert isinstance(
+        _store(stack).claim(session, seq, token="other", now=now, lease_until=now + 900), Claim
+    )
+    stack.archive_env()
+    assert stack.run_archiver(stack.matching_records()) == {"batchItemFailures": []}
+    assert media.requests == []  # nothing downloaded
+    item = stack.item(session, seq)
+    assert item["ArchiveStatus"] == {"S": "PENDING"}
+    assert item[ARCHIVE_CLAIM_TOKEN] == {"S": "other"}
+
+
+def test_the_transfer_stops_before_the_invocation_ends_and_aborts_its_upload(
+    stack: Any, media: MediaServer
+) -> None:
+    # 16 MiB at about 5 MiB/s: the first 5 MiB part is read and the multipart upload created
+    # after about 1 s; the invocation has 3 s and stops its transfer with 1 s left, mid-body.
+    body = GeneratedBody(16 * MiB, seed=5)
+    params = _completed(media, body, ext="mp3")
+    path = params["RecordingURL"].split(str(media.port), 1)[1]
+    media.add(path, body, faults=[Drip(every=0.1, chunk=512 * 1024, times=None)])
+    assert stack.post(params) == 200
+    stack.archive_env(PART_SIZE_MIB="5", ARCHIVE_STOP_MARGIN_SECONDS="1")
+    records = stack.matching_records()
+    calls: list[str] = []
+    aws_clients.s3_client().meta.events.register(
+        "after-call.s3", lambda model, **_: calls.append(model.name)
+    )
+    started = time.monotonic()
+    result = archive_stream.lambda_handler({"Records": records}, _deadline_context(3.0))
+    assert time.monotonic() - started < 3.0  # stopped by itself, before the timeout
+    # Reported as a failed record (Lambda retries it), as any retryable failure is.
+    assert result == {
+        "batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]
+    }
+    item = stack.item(params["SessionUUID"], 2)
+    assert item["ArchiveStatus"] == {"S": "PENDING"}
+    assert item["ArchiveAttempts"] == {"N": "1"}
+    assert item["ArchiveLastError"]["S"].startswith("TransferDeadlineError: ")
+    assert ARCHIVE_LEASE_UNTIL not in item  # released: due again after the backoff
+    assert int(item["ArchiveDueAt"]["N"]) > time.time()
+    # The multipart upload was under way, and was aborted.
+    assert calls[0] == "CreateMultipartUpload" and calls[-1] == "AbortMultipartUpload", calls
+    assert "CompleteMultipartUpload" not in calls
+    assert stack.no_incomplete_uploads()
+    assert "Contents" not in stack.s3().list_objects_v2(Bucket=stack.res.bucket_name)
+
+
+def test_abandoned_attempts_count_and_end_failed_with_the_alarm_metric(
+    stack: Any, media: MediaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two workers died holding the claim (claims never released stand in for them; the local
+    stack's own kills are in tests/e2e/test_archive_timeouts.py): each counted when it claimed,
+    and at SWEEP_MAX_ATTEMPTS the sweeper makes the item FAILED without another download."""
+    session, seq = _stored_completed(stack, media)
+    store = _store(stack)
+    t = int(time.time())
+    assert isinstance(store.claim(session, seq, token="dead1", now=t, lease_until=t + 60), Claim)
+    stack.sweeper_env(SWEEP_MAX_ATTEMPTS="2")
+    # While the lease runs the item is not due: the sweeper leaves it alone.
+    assert _sweep_at(t + 59) == {}
+    second = store.claim(session, seq, token="dead2", now=t + 60, lease_until=t + 120)
+    assert second == Claim("dead2", 2, t + 120, abandoned_lease=True)
+    capsys.readouterr()
+    assert _sweep_at(t + 120) == {"failed": 1}
+    out = capsys.readouterr().out
+    assert _emf(out, "RecordingsFailed") == 1
+    item = stack.item(session, seq)
+    assert item["ArchiveStatus"] == item["ArchiveQueue"] == {"S": "FAILED"}
+    assert item["ArchiveAttempts"] == {"N": "2"}
+    assert item["ArchiveLastError"] == {"S": ABANDONED_ERROR}
+    assert ARCHIVE_LEASE_UNTIL not in item
+    assert media.requests == []
+    assert _sweep_at(t + 10**6) == {}  # FAILED: not swept again
+
+
+def _sweep_at(now: float) -> dict[str, int]:
+    """One sweep as the scheduled invocation runs it (metrics flushed), its clock at `now`."""
+    from recording_archive.observability import metrics
+
+    settings, store, archiver = sweeper._defaults()
+    result: dict[str, int] = metrics.log_metrics(
+        lambda _e, _c: sweeper.sweep(settings, store, archiver, now=now)
+    )({}, _ctx())
+    return result
+
+
+def _deadline_context(seconds: float) -> Any:
+    """Lambda's context with a real deadline (the local stack's own context class)."""
+    from recording_archive_cli.lambda_worker import LambdaContext
+
+    return LambdaContext(
+        function_name="local-ArchiveFunction",
+        function_version="$LATEST",
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:local-ArchiveFunction",
+        memory_limit_in_mb=256,
+        aws_request_id=str(uuid.uuid4()),
+        log_group_name="/aws/lambda/local-ArchiveFunction",
+        log_stream_name="local",
+        deadline_ms=int((time.time() + seconds) * 1000),
+    )
+
+
+def test_a_sweep_starts_no_attempt_in_the_last_half_of_a_short_invocation(
+    stack: Any, media: MediaServer
+) -> None:
+    """The sweep stops starting items with 5 minutes left, or half its time when its Timeout is
+    shorter than 10 minutes (an attempt cut short is counted, so it is not started)."""
+    first = _stored_completed(stack, media)
+    second = _stored_completed(stack, media)
+    stack.sweeper_env(ARCHIVE_STOP_MARGIN_SECONDS="1")
+    settings, store, archiver = sweeper._defaults()
+    left = {"ms": 4_000}
+
+    class TimeSpending:
+        """The archiver, with the invocation's clock moved on by each attempt."""
+
+        def archive(self, job: Any, **kwargs: Any) -> Any:
+            try:
+                return archiver.archive(job, **kwargs)
+            finally:
+                left["ms"] = 1_900
+
+    counts = sweeper.sweep(settings, store, TimeSpending(), time_left_ms=lambda: left["ms"])  # type: ignore[arg-type]
+    assert counts == {"archived": 1, "deferred": 1}
+    statuses = {stack.item(*key)["ArchiveStatus"]["S"] for key in (first, second)}
+    assert statuses == {"ARCHIVED", "PENDING"}
+
+
+def test_a_refusal_the_item_no_longer_explains_leaves_it_to_the_other_attempt(
+    stack: Any, media: MediaServer
+) -> None:
+    """The item changed between the refused update and the read that explains it (another
+    attempt claimed, then released it): nothing is done, as for a held item."""
+    session, seq = _stored_completed(stack, media)
+    t = int(time.time())
+    _store(stack).claim(session, seq, token="other", now=t, lease_until=t + 600)
+
+    class ReleasedMeanwhile(RecordingEventStore):
+        def get(self, session_uuid: str, sequence_number: int) -> dict[str, Any] | None:
+            return {"ArchiveStatus": "PENDING", "ArchiveAttempts": 1, "ArchiveDueAt": t}
+
+    ddb = boto3.client("dynamodb", endpoint_url=stack.res.endpoint_url)
+    store = ReleasedMeanwhile(ddb, stack.res.table_name)
+    refused = store.claim(session, seq, token="me", now=t + 1, lease_until=t + 9, max_attempts=5)
+    assert refused == ClaimRefused(ClaimRefusal.HELD, 1, "", abandoned_lease=False)

@@ -118,17 +118,45 @@ class MemoryIndex:
 
 
 class MemoryArchiver:
-    def __init__(self, index: MemoryIndex, fail: bool = False) -> None:
+    def __init__(
+        self, index: MemoryIndex, fail: bool = False, outcome: ArchiveOutcome | None = None
+    ) -> None:
         self.index = index
         self.fail = fail
+        self.outcome = outcome  # an attempt that did nothing (its claim refused)
         self.jobs: list[ArchiveJob] = []
+        self.time_left: list[Any] = []
 
-    def archive(self, job: ArchiveJob) -> ArchiveOutcome:
+    def archive(self, job: ArchiveJob, *, time_left: Any = None) -> ArchiveOutcome:
         self.jobs.append(job)
+        self.time_left.append(time_left)
         if self.fail:
             raise MediaUnavailableError("HTTP 503")
+        if self.outcome is not None:
+            return self.outcome
         self.index.items[(job.session_uuid, job.sequence_number)]["ArchiveStatus"] = "ARCHIVED"
         return ArchiveOutcome.ARCHIVED
+
+
+@pytest.mark.parametrize(
+    ("outcome", "action", "detail"),
+    [
+        (ArchiveOutcome.IN_PROGRESS, Action.IN_PROGRESS, "another archive attempt holds it"),
+        (ArchiveOutcome.NOT_DUE, Action.IN_PROGRESS, "another archive attempt holds it"),
+        (ArchiveOutcome.GONE, Action.ERROR, "the event is no longer in the table"),
+    ],
+)
+def test_attempts_that_did_nothing_are_problems_not_archived(
+    outcome: ArchiveOutcome, action: Action, detail: str
+) -> None:
+    index = MemoryIndex()
+    archiver = MemoryArchiver(index, outcome=outcome)
+    report = run(FakePlivo({"s1": [interaction("r1")]}), index, archiver, time_left=lambda: 42.0)
+    [entry] = report.entries
+    assert (entry.action, entry.detail) == (action, detail)
+    assert not report.ok
+    # The invocation's remaining time reaches the archive attempt (its transfer deadline).
+    assert [t() for t in archiver.time_left] == [42.0]
 
 
 def run(plivo: FakePlivo, index: MemoryIndex, archiver: MemoryArchiver, **kw: Any) -> Any:

@@ -3,8 +3,12 @@
 Writes are conditional so that every path is idempotent:
 - `put_new` creates an event only if its key is free. The same payload again is a duplicate
   (nothing written); a different payload on an existing key keeps the first and appends the
-  second to the item's ConflictingPayloads, once per distinct payload (nothing lost).
+  second to the item's ConflictingPayloads, once per distinct payload (nothing lost); an item
+  deleted between these steps is put again.
 - archive-state updates never regress an ARCHIVED item.
+- an archive attempt first *claims* the item (`claim`): one conditional update counts the
+  attempt and takes a lease, so two workers never archive one recording at once, and an attempt
+  whose worker dies (killed, timed out) is counted even though it never reports.
 ClientErrors become domain errors here; botocore's standard retry mode has already retried
 throttling and 5xx answers by the time an error reaches this module.
 """
@@ -12,6 +16,7 @@ throttling and 5xx answers by the time an error reaches this module.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +48,47 @@ def deserialize_item(typed: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in typed.items()}
 
 
+# Conditional puts of one event before it is reported as unstorable, when the item that took its
+# key is deleted (TTL expiry, an erase) between the put and the comparison each time.
+_PUT_ATTEMPTS = 3
+
+
 def _is_conditional_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+# --- archive claims ------------------------------------------------------------------------------
+# Attributes of a claimed item (written by `claim`, removed when the attempt reports its outcome).
+# Epoch seconds until which the attempt holds the item; still present once past means the attempt
+# never reported (its worker was killed or timed out).
+ARCHIVE_LEASE_UNTIL = "ArchiveLeaseUntil"
+ARCHIVE_CLAIM_TOKEN = "ArchiveClaimToken"  # noqa: S105 - an attribute name: the holder's token
+
+
+class ClaimRefusal(StrEnum):
+    GONE = "gone"  # no such item (expired by TTL, erased)
+    ARCHIVED = "archived"
+    HELD = "held"  # another attempt holds an unexpired lease
+    EXHAUSTED = "exhausted"  # max_attempts attempts were made already
+    NOT_DUE = "not_due"  # backing off: due after `due_by`
+
+
+@dataclass(frozen=True)
+class Claim:
+    """This attempt holds the item until `lease_until`; it is attempt number `attempts`."""
+
+    token: str
+    attempts: int
+    lease_until: int
+    abandoned_lease: bool  # the previous attempt's lease ran out without a report
+
+
+@dataclass(frozen=True)
+class ClaimRefused:
+    reason: ClaimRefusal
+    attempts: int = 0
+    last_error: str = ""
+    abandoned_lease: bool = False  # an expired lease is still on the item
 
 
 class RecordingEventStore:
@@ -58,8 +102,26 @@ class RecordingEventStore:
 
     # --- events ---------------------------------------------------------------------------
     def put_new(self, item: Mapping[str, Any]) -> PutOutcome:
-        """Store an event once. Raises EventStoreUnavailableError when the table cannot."""
+        """Store an event once: STORED, DUPLICATE (this payload is already on the item) or
+        CONFLICT (a different payload, now kept on the item).
+
+        The same request applied twice (an SDK retry after an answer lost on the way back) meets
+        its own item: same PayloadSha256, so DUPLICATE. Only the payload's hash is compared,
+        never the receive time or anything else that two deliveries of one event may differ in.
+        An item deleted between the calls below (TTL expiry, an erase) is put again, at most
+        `_PUT_ATTEMPTS` times. Raises EventStoreUnavailableError when the table cannot store the
+        event, or when the item vanished every time (the caller keeps the event elsewhere).
+        """
         typed = serialize_item(item)
+        for _ in range(_PUT_ATTEMPTS):
+            outcome = self._put_once(typed)
+            if outcome is not None:
+                return outcome
+        raise EventStoreUnavailableError("events table item vanished at every attempt")
+
+    def _put_once(self, typed: dict[str, Any]) -> PutOutcome | None:
+        """One conditional put, then the comparison if the key is taken; None when the item
+        that took the key was gone by the time it was compared or appended to."""
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -74,43 +136,60 @@ class RecordingEventStore:
             old: Any = exc.response.get("Item")
             if old is None:  # not returned: read it (consistent) to compare
                 old = self._get_typed(typed[f.SESSION_UUID], typed[f.SEQUENCE_NUMBER])
-            if old is not None and old.get(f.PAYLOAD_SHA256) == typed[f.PAYLOAD_SHA256]:
+                if old is None:  # deleted since the put failed: put again
+                    return None
+            if old.get(f.PAYLOAD_SHA256) == typed[f.PAYLOAD_SHA256]:
                 return PutOutcome.DUPLICATE
             return self._add_conflict(typed)
         except BotoCoreError as exc:  # connection errors, timeouts, after the SDK's retries
             raise EventStoreUnavailableError("events table unreachable") from exc
         return PutOutcome.STORED
 
-    def _add_conflict(self, typed: dict[str, Any]) -> PutOutcome:
-        """Keep a second, different payload for an existing key on that item, once per payload."""
+    def _add_conflict(self, typed: dict[str, Any]) -> PutOutcome | None:
+        """Keep a second, different payload for an existing key on that item, once per payload:
+        CONFLICT when appended, DUPLICATE when this payload was already kept, None when the item
+        is gone (the caller puts again: appending to nothing would drop the payload)."""
         conflict = {
             k: typed[k]
             for k in (f.PAYLOAD, f.RAW_BODY, f.PAYLOAD_SHA256, f.RECEIVED_AT, f.SOURCE)
             if k in typed
         }
-        kept = self._update(
-            Key={
-                f.SESSION_UUID: typed[f.SESSION_UUID],
-                f.SEQUENCE_NUMBER: typed[f.SEQUENCE_NUMBER],
-            },
-            UpdateExpression=(
-                "SET #cp = list_append(if_not_exists(#cp, :empty), :one) ADD #ch :hashes"
-            ),
-            ConditionExpression="attribute_exists(#pk) AND NOT contains(#ch, :hash)",
-            ExpressionAttributeNames={
-                "#cp": f.CONFLICTING_PAYLOADS,
-                "#ch": f.CONFLICT_HASHES,
-                "#pk": f.SESSION_UUID,
-            },
-            ExpressionAttributeValues={
-                ":empty": {"L": []},
-                ":one": {"L": [{"M": conflict}]},
-                ":hashes": {"SS": [typed[f.PAYLOAD_SHA256]["S"]]},
-                ":hash": typed[f.PAYLOAD_SHA256],
-            },
-        )
-        if kept is None:  # this conflicting payload is already kept
-            return PutOutcome.DUPLICATE
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={
+                    f.SESSION_UUID: typed[f.SESSION_UUID],
+                    f.SEQUENCE_NUMBER: typed[f.SEQUENCE_NUMBER],
+                },
+                UpdateExpression=(
+                    "SET #cp = list_append(if_not_exists(#cp, :empty), :one) ADD #ch :hashes"
+                ),
+                ConditionExpression="attribute_exists(#pk) AND NOT contains(#ch, :hash)",
+                ExpressionAttributeNames={
+                    "#cp": f.CONFLICTING_PAYLOADS,
+                    "#ch": f.CONFLICT_HASHES,
+                    "#pk": f.SESSION_UUID,
+                },
+                ExpressionAttributeValues={
+                    ":empty": {"L": []},
+                    ":one": {"L": [{"M": conflict}]},
+                    ":hashes": {"SS": [typed[f.PAYLOAD_SHA256]["S"]]},
+                    ":hash": typed[f.PAYLOAD_SHA256],
+                },
+                # The item as it was when the condition failed, absent if there was none:
+                # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise EventStoreUnavailableError("events table update failed") from exc
+            old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+            kept = (old or {}).get(f.CONFLICT_HASHES, {}).get("SS", [])
+            if typed[f.PAYLOAD_SHA256]["S"] in kept:
+                return PutOutcome.DUPLICATE
+            return None  # no item (or one replaced meanwhile): put again
+        except BotoCoreError as exc:
+            raise EventStoreUnavailableError("events table unreachable") from exc
         return PutOutcome.CONFLICT
 
     def _get_typed(self, pk: Any, sk: Any) -> dict[str, Any] | None:
@@ -160,8 +239,9 @@ class RecordingEventStore:
         sha256_hex: str,
         archived_at: str,
     ) -> bool:
-        """Index the archived object. False if the item was already ARCHIVED (never regressed)
-        or no longer exists."""
+        """Index the archived object and release any claim. False if the item was already
+        ARCHIVED (never regressed) or no longer exists. Not conditional on holding the claim:
+        the object is in the bucket, verified, whichever attempt wrote it."""
         values: dict[str, Any] = {
             ":archived": {"S": f.ArchiveStatus.ARCHIVED.value},
             ":bucket": {"S": bucket},
@@ -181,6 +261,8 @@ class RecordingEventStore:
             "#at": f.ARCHIVED_AT,
             "#q": f.ARCHIVE_QUEUE,
             "#due": f.ARCHIVE_DUE_AT,
+            "#lease": ARCHIVE_LEASE_UNTIL,
+            "#tok": ARCHIVE_CLAIM_TOKEN,
         }
         if version_id:
             sets += ", #v = :version"
@@ -188,11 +270,113 @@ class RecordingEventStore:
             values[":version"] = {"S": version_id}
         return None is not self._update(
             Key=self._key(session_uuid, sequence_number),
-            UpdateExpression=f"SET {sets} REMOVE #q, #due",
+            UpdateExpression=f"SET {sets} REMOVE #q, #due, #lease, #tok",
             ConditionExpression="attribute_exists(#pk) AND #st <> :archived",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
+
+    def claim(
+        self,
+        session_uuid: str,
+        sequence_number: int,
+        *,
+        token: str,
+        now: int,
+        lease_until: int,
+        max_attempts: int | None = None,
+        due_by: int | None = None,
+    ) -> Claim | ClaimRefused:
+        """Count one attempt and hold the item until `lease_until`, in one conditional update.
+
+        Granted only if the item exists, is not ARCHIVED, and no other attempt holds an
+        unexpired lease (absent, or `<= now`); with `max_attempts`, only while fewer attempts
+        were made; with `due_by`, only if the item is due by then. ArchiveDueAt moves to the
+        lease's end, so the sweeper leaves a held item alone and finds one whose holder died
+        once the lease has run out. A FAILED item keeps its state (reconcile and operators
+        archive those too). DynamoDB evaluates the condition and the update atomically, so of
+        two concurrent claims exactly one is granted:
+        https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html
+        """
+        names = {
+            "#pk": f.SESSION_UUID,
+            "#st": f.ARCHIVE_STATUS,
+            "#due": f.ARCHIVE_DUE_AT,
+            "#n": f.ARCHIVE_ATTEMPTS,
+            "#lease": ARCHIVE_LEASE_UNTIL,
+            "#tok": ARCHIVE_CLAIM_TOKEN,
+        }
+        values: dict[str, Any] = {
+            ":archived": {"S": f.ArchiveStatus.ARCHIVED.value},
+            ":now": {"N": str(now)},
+            ":lease": {"N": str(lease_until)},
+            ":tok": {"S": token},
+            ":one": {"N": "1"},
+        }
+        conditions = [
+            "attribute_exists(#pk)",
+            "#st <> :archived",
+            "(attribute_not_exists(#lease) OR #lease <= :now)",
+        ]
+        if max_attempts is not None:
+            conditions.append("(attribute_not_exists(#n) OR #n < :max)")
+            values[":max"] = {"N": str(max_attempts)}
+        if due_by is not None:
+            conditions.append("(attribute_not_exists(#due) OR #due <= :due_by)")
+            values[":due_by"] = {"N": str(due_by)}
+        resp = self._update(
+            Key=self._key(session_uuid, sequence_number),
+            UpdateExpression="SET #lease = :lease, #tok = :tok, #due = :lease ADD #n :one",
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            # The updated attributes as they were: the attempt count and any lease left behind.
+            ReturnValues="UPDATED_OLD",
+        )
+        if resp is not None:
+            old = resp.get("Attributes") or {}
+            return Claim(
+                token=token,
+                attempts=int(old.get(f.ARCHIVE_ATTEMPTS, {}).get("N", "0")) + 1,
+                lease_until=lease_until,
+                abandoned_lease=ARCHIVE_LEASE_UNTIL in old,
+            )
+        return self._why_refused(
+            session_uuid, sequence_number, now=now, max_attempts=max_attempts, due_by=due_by
+        )
+
+    def _why_refused(
+        self,
+        session_uuid: str,
+        sequence_number: int,
+        *,
+        now: int,
+        max_attempts: int | None,
+        due_by: int | None,
+    ) -> ClaimRefused:
+        """Which condition of a refused claim failed, read back (consistently) from the item."""
+        current = self.get(session_uuid, sequence_number)
+        if current is None:
+            return ClaimRefused(ClaimRefusal.GONE)
+        attempts = int(current.get(f.ARCHIVE_ATTEMPTS) or 0)
+        last_error = str(current.get(f.ARCHIVE_LAST_ERROR) or "")
+        lease = current.get(ARCHIVE_LEASE_UNTIL)
+
+        def refused(reason: ClaimRefusal) -> ClaimRefused:
+            return ClaimRefused(reason, attempts, last_error, lease is not None)
+
+        if current.get(f.ARCHIVE_STATUS) == f.ArchiveStatus.ARCHIVED:
+            return refused(ClaimRefusal.ARCHIVED)
+        if lease is not None and int(lease) > now:
+            return refused(ClaimRefusal.HELD)
+        if max_attempts is not None and attempts >= max_attempts:
+            return refused(ClaimRefusal.EXHAUSTED)
+        due = current.get(f.ARCHIVE_DUE_AT)
+        if due_by is not None and due is not None and int(due) > due_by:
+            return refused(ClaimRefusal.NOT_DUE)
+        # The item changed between the update and this read (another attempt claimed and
+        # released it): leave it to that attempt.
+        return refused(ClaimRefusal.HELD)
 
     def record_failure(
         self,
@@ -202,36 +386,61 @@ class RecordingEventStore:
         error: str,
         next_due_at: int,
         failed: bool,
+        claim_token: str | None = None,
+        lease_free_at: int | None = None,
     ) -> int | None:
-        """Count one failed attempt. `failed` moves the item to the FAILED queue (it stays out of
-        the sweeper's way until retried). Returns the attempt count, None if already ARCHIVED."""
+        """Record a failed attempt and release its claim. `failed` moves the item to the FAILED
+        queue (it stays out of the sweeper's way until retried).
+
+        - `claim_token`: the failure of a claimed attempt, already counted by `claim`; written
+          only while this token still holds the item (an attempt that outlived its lease must
+          not overwrite its successor's).
+        - `lease_free_at`: no attempt was made (the attempts are exhausted); written only if no
+          lease is held at that time.
+        - neither: an attempt that was never claimed (an item that cannot be archived at all),
+          counted here.
+        Returns the attempt count, None if the condition did not hold (already ARCHIVED, gone,
+        or the claim lost)."""
         state = f.ArchiveStatus.FAILED if failed else f.ArchiveStatus.PENDING
+        names = {
+            "#pk": f.SESSION_UUID,
+            "#st": f.ARCHIVE_STATUS,
+            "#q": f.ARCHIVE_QUEUE,
+            "#due": f.ARCHIVE_DUE_AT,
+            "#err": f.ARCHIVE_LAST_ERROR,
+        }
+        values: dict[str, Any] = {
+            ":state": {"S": state.value},
+            ":archived": {"S": f.ArchiveStatus.ARCHIVED.value},
+            ":due": {"N": str(next_due_at)},
+            ":err": {"S": error[:500]},
+        }
+        update = "SET #st = :state, #q = :state, #due = :due, #err = :err"
+        condition = "attribute_exists(#pk) AND #st <> :archived"
+        if claim_token is None and lease_free_at is None:
+            update += " ADD #n :one"
+            names["#n"] = f.ARCHIVE_ATTEMPTS
+            values[":one"] = {"N": "1"}
+        else:
+            update += " REMOVE #lease, #tok"
+            names |= {"#lease": ARCHIVE_LEASE_UNTIL, "#tok": ARCHIVE_CLAIM_TOKEN}
+            if claim_token is not None:
+                condition += " AND #tok = :tok"
+                values[":tok"] = {"S": claim_token}
+            if lease_free_at is not None:
+                condition += " AND (attribute_not_exists(#lease) OR #lease <= :free)"
+                values[":free"] = {"N": str(lease_free_at)}
         resp = self._update(
             Key=self._key(session_uuid, sequence_number),
-            UpdateExpression=(
-                "SET #st = :state, #q = :state, #due = :due, #err = :err ADD #n :one"
-            ),
-            ConditionExpression="attribute_exists(#pk) AND #st <> :archived",
-            ExpressionAttributeNames={
-                "#pk": f.SESSION_UUID,
-                "#st": f.ARCHIVE_STATUS,
-                "#q": f.ARCHIVE_QUEUE,
-                "#due": f.ARCHIVE_DUE_AT,
-                "#err": f.ARCHIVE_LAST_ERROR,
-                "#n": f.ARCHIVE_ATTEMPTS,
-            },
-            ExpressionAttributeValues={
-                ":state": {"S": state.value},
-                ":archived": {"S": f.ArchiveStatus.ARCHIVED.value},
-                ":due": {"N": str(next_due_at)},
-                ":err": {"S": error[:500]},
-                ":one": {"N": "1"},
-            },
-            ReturnValues="UPDATED_NEW",
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
         )
         if resp is None:
             return None
-        return int(resp["Attributes"][f.ARCHIVE_ATTEMPTS]["N"])
+        return int(resp["Attributes"].get(f.ARCHIVE_ATTEMPTS, {}).get("N", "0"))
 
     def requeue(self, session_uuid: str, sequence_number: int, *, due_at: int) -> bool:
         """Put a FAILED (or PENDING) recording back in the PENDING queue, due now."""

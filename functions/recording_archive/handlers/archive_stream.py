@@ -4,12 +4,18 @@ Trigger: the events table's DynamoDB stream (NEW_IMAGE), with FilterCriteria tha
 INSERTs of SessionRecordingCompleted; BatchProcessor with partial batch failures.
 Settings: EVENTS_TABLE_NAME, ARCHIVE_BUCKET_NAME, ARCHIVE_KMS_KEY_ID, ARCHIVE_BUCKET_OWNER,
 AUTH_SECRET_ID, MEDIA_ALLOWED_HOSTS, MEDIA_AUTH, PART_SIZE_MIB, UPLOAD_CONCURRENCY.
-Permissions: s3:PutObject/AbortMultipartUpload/GetObject/PutObjectTagging/GetObjectTagging under
-recordings/, kms on the stack's key, dynamodb:GetItem/UpdateItem on the table, the stream's read
-actions, sqs:SendMessage to the on-failure queue.
+Permissions: s3:PutObject/AbortMultipartUpload/GetObject/PutObjectTagging and the version
+actions GetObjectVersion/PutObjectVersionTagging/GetObjectVersionTagging under recordings/
+(tagging and re-reading the exact version written), kms on the stack's key,
+dynamodb:GetItem/UpdateItem on the table, the stream's read actions, sqs:SendMessage to the
+on-failure queue.
 Failure semantics: a record whose download or upload fails is reported as a batch item failure;
 Lambda retries it (bisecting the batch), then sends it to the on-failure queue (alarmed). The
-item stays PENDING in ArchiveQueueIndex either way, so the sweeper archives it later.
+item stays PENDING in ArchiveQueueIndex either way, so the sweeper archives it later. The same
+holds for a transfer stopped because the invocation's time is nearly up (the attempt is counted,
+the upload aborted). A record whose recording another attempt holds (its claim's lease: e.g. this
+function's own invocation that timed out) is not a failure: the holder, or the sweeper once the
+lease runs out, finishes it. ARCHIVED, gone or not-archivable records are skipped.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from recording_archive.logic.archive_recording import (
     ArchiveOutcome,
     Archiver,
     NotArchivableError,
+    seconds_left,
 )
 from recording_archive.models import item as f
 from recording_archive.observability import logger, metrics
@@ -49,7 +56,12 @@ def default_archiver() -> Archiver:
     return build_archiver(archive_settings())
 
 
-def archive_record(record: DynamoDBRecord, archiver: Archiver | None = None) -> str:
+def archive_record(
+    record: DynamoDBRecord,
+    lambda_context: LambdaContext | None = None,
+    archiver: Archiver | None = None,
+) -> str:
+    """One stream record (Powertools passes `lambda_context` to a handler that names it)."""
     image = record.dynamodb.new_image if record.dynamodb else None
     # The event source mapping's filter already passes only these; checked again so that a
     # mapping without the filter cannot make this function archive something else.
@@ -63,7 +75,10 @@ def archive_record(record: DynamoDBRecord, archiver: Archiver | None = None) -> 
         logger.error("completed event cannot be archived", extra={"reason": str(exc)})
         return "skipped"
     logger.set_correlation_id(job.session_uuid)
-    outcome: ArchiveOutcome = (archiver or default_archiver()).archive(job)
+    time_left = None
+    if lambda_context is not None:
+        time_left = seconds_left(lambda_context.get_remaining_time_in_millis)
+    outcome: ArchiveOutcome = (archiver or default_archiver()).archive(job, time_left=time_left)
     return outcome.value
 
 

@@ -27,7 +27,8 @@ from recording_archive.dal.archive_index import ArchiveIndex
 from recording_archive.dal.auth_secret import load_credentials
 from recording_archive.dal.aws import dynamodb_client
 from recording_archive.dal.plivo_api import PlivoApi, PlivoAuthError
-from recording_archive.logic.reconcile import Reconciler
+from recording_archive.logic.archive_recording import seconds_left
+from recording_archive.logic.reconcile import PROBLEMS, Reconciler
 from recording_archive.observability import logger, metrics
 from recording_archive.wiring import build_archiver
 
@@ -64,6 +65,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         since,
         until,
         should_stop=lambda: context.get_remaining_time_in_millis() < _STOP_WHEN_REMAINING_MS,
+        time_left=seconds_left(context.get_remaining_time_in_millis),
     )
     counts = report.counts()
     for name, value in counts.items():
@@ -73,7 +75,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     problems = [
         {"session_uuid": e.session_uuid, "recording_uuid": e.recording_uuid, "action": e.action}
         for e in report.entries
-        if not report.ok and e.action.value in ("retry_later", "failed", "error")
+        if e.action in PROBLEMS
     ]
     logger.info(
         "reconcile done",

@@ -6,14 +6,19 @@ SWEEP_BATCH_SIZE. Permissions: dynamodb:Query on ArchiveQueueIndex, GetItem/Upda
 table, and the archiver's S3/KMS/secret actions.
 Semantics: items PENDING and due for longer than the grace period are archived one by one; each
 failure counts an attempt and pushes the next try back (exponential backoff with jitter); at
-SWEEP_MAX_ATTEMPTS the item becomes FAILED (metric RecordingsFailed, alarmed). The sweep stops
-early when the invocation is about to run out of time; the rest waits for the next sweep.
+SWEEP_MAX_ATTEMPTS the item becomes FAILED (metric RecordingsFailed, alarmed). Attempts are
+counted when claimed (logic/archive_recording.py), so an attempt whose worker was killed or timed
+out counts too: once its lease runs out the item is due again, and once SWEEP_MAX_ATTEMPTS
+attempts were made it is FAILED without another download. Items another attempt holds, or that
+became not due since the index was read, are left alone. The sweep stops early when the
+invocation is about to run out of time; the rest waits for the next sweep.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -23,13 +28,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from recording_archive.config import SweeperSettings, sweeper_settings
 from recording_archive.dal.aws import dynamodb_client
 from recording_archive.dal.events_table import RecordingEventStore
-from recording_archive.logic.archive_recording import ArchiveJob, Archiver, NotArchivableError
+from recording_archive.logic.archive_recording import (
+    ArchiveJob,
+    Archiver,
+    NotArchivableError,
+    seconds_left,
+)
 from recording_archive.models import item as f
 from recording_archive.models.errors import ArchiveError
 from recording_archive.observability import logger, metrics
 from recording_archive.wiring import build_archiver
 
-# Leave enough time to finish the archive in progress: a large file can take minutes.
+# No new item is started with less than this left: a large file can take minutes (an attempt
+# that runs short stops cleanly, but it is counted). A function given a shorter Timeout keeps
+# half of its time instead.
 _STOP_WHEN_REMAINING_MS = 5 * 60 * 1000
 
 
@@ -46,15 +58,24 @@ def sweep(
     archiver: Archiver,
     *,
     now: float | None = None,
-    time_left_ms: Any = None,
+    time_left_ms: Callable[[], int] | None = None,
 ) -> dict[str, int]:
-    now = time.time() if now is None else now
+    """Archive the items due. `now` (epoch seconds) moves the sweep's clock, the claims' and
+    the backoff's included (tests stand in for the minutes between sweeps this way)."""
+    offset = 0.0 if now is None else now - time.time()
+    now = time.time() + offset
+
+    def clock() -> float:
+        return time.time() + offset
+
+    time_left = None if time_left_ms is None else seconds_left(time_left_ms)
+    stop_below_ms = 0 if time_left_ms is None else min(_STOP_WHEN_REMAINING_MS, time_left_ms() // 2)
     due_before = int(now) - settings.sweep_grace_seconds
     counts: Counter[str] = Counter()
     for item in store.archive_queue(
         f.ArchiveStatus.PENDING, due_before=due_before, limit=settings.sweep_batch_size
     ):
-        if time_left_ms is not None and time_left_ms() < _STOP_WHEN_REMAINING_MS:
+        if time_left_ms is not None and time_left_ms() < stop_below_ms:
             counts["deferred"] += 1
             break
         try:
@@ -73,7 +94,8 @@ def sweep(
             counts["failed"] += 1
             continue
         try:
-            counts[archiver.archive(job).value] += 1
+            outcome = archiver.archive(job, time_left=time_left, clock=clock, due_by=due_before)
+            counts[outcome.value] += 1
         except ArchiveError:
             counts["retry_later"] += 1
     for name, value in counts.items():

@@ -1,18 +1,37 @@
 """Use case: one completed recording, copied from Plivo into the archive exactly once.
 
-Steps: skip if the index already says ARCHIVED; stream the media (SSRF-checked, retried within a
-budget) into a create-only S3 write (SHA-256 computed while streaming, checksum on every part);
-index the object on the event's item under a condition that never regresses it. A 412 from S3
-(the object exists) is verified by size and SHA-256: a match counts as archived, a mismatch is a
-conflict (metric and alarm), never an overwrite.
+Steps: claim the item (below); stream the media (SSRF-checked, retried within a budget) into a
+create-only S3 write (SHA-256 computed while streaming, checksum on every part); index the object
+on the event's item under a condition that never regresses it. A 412 from S3 (the object exists)
+is verified by size and SHA-256: a match counts as archived, a mismatch is a conflict (metric and
+alarm), never an overwrite. Every path that archives (the stream, the sweeper, reconcile, an
+operator's retry) goes through `Archiver.archive`, so through the same claim.
+
+Bounded, counted attempts. Before any download the attempt *claims* the item: one conditional
+update counts the attempt and holds the item until the attempt's time is up plus a slack
+(`lease_slack_seconds`), so no other worker archives it meanwhile. The attempt's time is what is
+left of the Lambda invocation (`time_left`, from the context), or Lambda's maximum timeout for a
+run without one (the CLI). The transfer stops when less than `stop_margin_seconds` are left
+(TransferDeadlineError from the stream's `read`: RecordingStore aborts the multipart upload, the
+attempt is recorded as failed and backed off). A Lambda invocation cannot outlive its lease,
+which outlasts its Timeout; a late report of an attempt that did (the CLI's, after a long
+blocking read) is not written over its successor's claim. An attempt that cannot report (its
+worker killed, or timed out in a blocking read) leaves its lease behind: it was counted when it
+claimed, the item becomes claimable when the lease runs out, and the next claim logs it as
+abandoned (metric ArchiveAttemptsAbandoned). With `max_attempts` (the sweeper's
+SWEEP_MAX_ATTEMPTS) a claim is refused once that many attempts were made, and the item becomes
+FAILED there and then (RecordingsFailed, as any other FAILED recording).
 Failures are counted on the item (attempts, last error, next due time); a refused URL or a
 conflict cannot succeed later and moves the item to FAILED at once.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Mapping
+import time
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,6 +40,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from recording_archive.dal.events_table import Claim, ClaimRefusal, ClaimRefused
 from recording_archive.dal.recording_store import ObjectSpec, StoredObject
 from recording_archive.models import item as f
 from recording_archive.models.errors import ArchiveConflictError, ArchiveError
@@ -28,6 +48,49 @@ from recording_archive.observability import logger, metrics
 
 CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav"}
 _jitter = random.SystemRandom()
+
+# Lambda's largest function timeout: no invocation runs longer, so an attempt made outside
+# Lambda (an operator's retry or reconcile from the CLI) is given this much time too.
+# https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html
+LAMBDA_MAX_TIMEOUT_SECONDS = 900
+# What must still fit once the transfer stops: the media read in progress (up to the media read
+# timeout, 20 s by default), the parts already in flight, the abort and the index update.
+DEFAULT_STOP_MARGIN_SECONDS = 60.0
+# Added to the attempt's time in its lease: each claim compares the claimer's clock with the
+# lease another worker wrote by its own. Lambda's execution environment keeps its clock with NTP
+# (TZ, https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html), so a minute is
+# ample; the CLI's machine is the operator's to keep on time.
+DEFAULT_LEASE_SLACK_SECONDS = 60.0
+ABANDONED_ERROR = (
+    "AttemptAbandoned: the last attempt did not finish before its lease ran out "
+    "(worker killed or timed out)"
+)
+
+TimeLeft = Callable[[], float]  # seconds left to the attempt (the invocation's remaining time)
+Clock = Callable[[], float]  # epoch seconds
+
+
+def seconds_left(remaining_ms: Callable[[], int]) -> TimeLeft:
+    """A TimeLeft from Lambda's `context.get_remaining_time_in_millis`."""
+    return lambda: remaining_ms() / 1000
+
+
+class TransferDeadlineError(ArchiveError):
+    """Too little of the attempt's time was left to go on: stopped cleanly, retried later."""
+
+
+def deadline_read(
+    read: Callable[[int], bytes], time_left: TimeLeft, margin: float
+) -> Callable[[int], bytes]:
+    """`read`, refusing to go on once less than `margin` seconds are left. RecordingStore
+    aborts its multipart upload on any exception from `read`, so the stop leaves nothing."""
+
+    def bounded(n: int) -> bytes:
+        if time_left() < margin:
+            raise TransferDeadlineError("transfer stopped: the attempt's time is nearly up")
+        return read(n)
+
+    return bounded
 
 
 class NotArchivableError(ValueError):
@@ -79,7 +142,8 @@ class ArchiveJob:
         """recordings/{YYYY}/{MM}/{DD}/{SessionUUID}/{RecordingUUID}.{ext}"""
         day = datetime.fromisoformat(self.date_source.replace("Z", "+00:00")).astimezone(UTC)
         return (
-            f"recordings/{day:%Y}/{day:%m}/{day:%d}/"
+            # day.year, not %Y: strftime writes year 1 as "1" (glibc), not "0001".
+            f"recordings/{day.year:04d}/{day:%m}/{day:%d}/"
             f"{self.session_uuid}/{self.recording_uuid}.{self.ext}"
         )
 
@@ -97,7 +161,17 @@ class ArchiveJob:
 
 
 class Index(Protocol):
-    def get(self, session_uuid: str, sequence_number: int) -> dict[str, Any] | None: ...
+    def claim(
+        self,
+        session_uuid: str,
+        sequence_number: int,
+        *,
+        token: str,
+        now: int,
+        lease_until: int,
+        max_attempts: int | None = None,
+        due_by: int | None = None,
+    ) -> Claim | ClaimRefused: ...
     def mark_archived(
         self,
         session_uuid: str,
@@ -111,7 +185,15 @@ class Index(Protocol):
         archived_at: str,
     ) -> bool: ...
     def record_failure(
-        self, session_uuid: str, sequence_number: int, *, error: str, next_due_at: int, failed: bool
+        self,
+        session_uuid: str,
+        sequence_number: int,
+        *,
+        error: str,
+        next_due_at: int,
+        failed: bool,
+        claim_token: str | None = None,
+        lease_free_at: int | None = None,
     ) -> int | None: ...
 
 
@@ -136,6 +218,9 @@ class ArchiveOutcome(StrEnum):
     ARCHIVED = "archived"
     ALREADY_ARCHIVED = "already_archived"
     FAILED = "failed"  # permanently: refused URL, conflict, or attempts exhausted
+    IN_PROGRESS = "in_progress"  # another attempt holds the claim: nothing done
+    NOT_DUE = "not_due"  # backing off since the item was queued for this attempt: nothing done
+    GONE = "gone"  # the event is no longer in the table: nothing archived
 
 
 def backoff_seconds(attempts: int, *, base: int = 60, cap: int = 6 * 3600) -> int:
@@ -153,7 +238,11 @@ class Archiver:
         target: ArchiveTarget,
         *,
         max_attempts: int | None = None,
-        now: Any = None,
+        now: Callable[[], datetime] | None = None,
+        stop_margin_seconds: float = DEFAULT_STOP_MARGIN_SECONDS,
+        lease_slack_seconds: float = DEFAULT_LEASE_SLACK_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+        new_token: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self._index = index
         self._media = media
@@ -161,6 +250,10 @@ class Archiver:
         self._target = target
         self._max_attempts = max_attempts
         self._now = now or (lambda: datetime.now(UTC))
+        self._stop_margin = stop_margin_seconds
+        self._lease_slack = lease_slack_seconds
+        self._monotonic = monotonic
+        self._new_token = new_token
 
     def spec(self, job: ArchiveJob) -> ObjectSpec:
         return ObjectSpec(
@@ -172,24 +265,63 @@ class Archiver:
             expected_bucket_owner=self._target.bucket_owner,
         )
 
-    def archive(self, job: ArchiveJob) -> ArchiveOutcome:
-        """Archive one recording. Raises ArchiveError for a failure worth retrying later."""
+    def _attempt_time(self) -> TimeLeft:
+        """The time of an attempt made outside Lambda: as long as Lambda's longest."""
+        started = self._monotonic()
+        return lambda: LAMBDA_MAX_TIMEOUT_SECONDS - (self._monotonic() - started)
+
+    def archive(
+        self,
+        job: ArchiveJob,
+        *,
+        time_left: TimeLeft | None = None,
+        clock: Clock | None = None,
+        due_by: int | None = None,
+    ) -> ArchiveOutcome:
+        """Archive one recording. Raises ArchiveError for a failure worth retrying later
+        (TransferDeadlineError when the attempt's time ran short, counted unless it was too short
+        to claim at all).
+
+        `time_left`: seconds left to this invocation (Lambda's context); `clock`: epoch seconds
+        for the claim and the backoff (the table's times); `due_by`: claim only an item due by
+        then (the sweeper, whose index read may be stale).
+        """
         log = {
             "session_uuid": job.session_uuid,
             "sequence_number": job.sequence_number,
             "recording_uuid": job.recording_uuid,
         }
-        current = self._index.get(job.session_uuid, job.sequence_number)
-        if current is not None and current.get(f.ARCHIVE_STATUS) == f.ArchiveStatus.ARCHIVED:
-            logger.info("recording already archived", extra=log)
-            return ArchiveOutcome.ALREADY_ARCHIVED
+        remaining = time_left or self._attempt_time()
+        epoch = clock or (lambda: self._now().timestamp())
+        left = remaining()
+        if left < self._stop_margin:
+            raise TransferDeadlineError("too little time left to start an archive attempt")
+        now = int(epoch())
+        claim = self._index.claim(
+            job.session_uuid,
+            job.sequence_number,
+            token=self._new_token(),
+            now=now,
+            lease_until=now + math.ceil(left + self._lease_slack),
+            max_attempts=self._max_attempts,
+            due_by=due_by,
+        )
+        if isinstance(claim, ClaimRefused):
+            return self._refused(job, claim, now, log)
+        if claim.abandoned_lease:
+            metrics.add_metric(name="ArchiveAttemptsAbandoned", unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "previous archive attempt never finished (worker killed or timed out)",
+                extra={**log, "attempts": claim.attempts - 1},
+            )
         spec = self.spec(job)
         try:
             with self._media.open(job.recording_url) as stream:
-                stored = self._recordings.put_stream(spec, stream.read, stream.content_length)
+                read = deadline_read(stream.read, remaining, self._stop_margin)
+                stored = self._recordings.put_stream(spec, read, stream.content_length)
         except ArchiveError as exc:
-            return self._failed(job, exc, current or {}, log)
-        self._index.mark_archived(
+            return self._failed(job, exc, claim, int(epoch()), log)
+        indexed = self._index.mark_archived(
             job.session_uuid,
             job.sequence_number,
             bucket=stored.bucket,
@@ -199,6 +331,11 @@ class Archiver:
             sha256_hex=stored.sha256_hex,
             archived_at=self._now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         )
+        if not indexed:
+            # Another attempt indexed it first (or the event is gone): the recording counts
+            # once, for the attempt whose index update succeeded.
+            logger.info("recording already indexed by another attempt", extra=log)
+            return ArchiveOutcome.ALREADY_ARCHIVED
         metrics.add_metric(name="RecordingsArchived", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="ArchivedBytes", unit=MetricUnit.Bytes, value=stored.size)
         if stored.already_existed:
@@ -211,31 +348,76 @@ class Archiver:
                 "size": stored.size,
                 "sha256": stored.sha256_hex,
                 "already_existed": stored.already_existed,
+                "attempts": claim.attempts,
             },
         )
         return ArchiveOutcome.ARCHIVED
 
+    def _refused(
+        self, job: ArchiveJob, refused: ClaimRefused, now: int, log: dict[str, Any]
+    ) -> ArchiveOutcome:
+        """A claim not granted: nothing was downloaded."""
+        match refused.reason:
+            case ClaimRefusal.ARCHIVED:
+                logger.info("recording already archived", extra=log)
+                return ArchiveOutcome.ALREADY_ARCHIVED
+            case ClaimRefusal.GONE:
+                logger.warning("event no longer in the table: not archived", extra=log)
+                return ArchiveOutcome.GONE
+            case ClaimRefusal.NOT_DUE:
+                logger.info("recording not due yet", extra=log)
+                return ArchiveOutcome.NOT_DUE
+            case ClaimRefusal.HELD:
+                logger.info("another archive attempt holds the recording", extra=log)
+                return ArchiveOutcome.IN_PROGRESS
+        # EXHAUSTED: every allowed attempt was made, the last one without a report if its
+        # lease is still there; FAILED now, exactly as a failing last attempt would make it.
+        error = ABANDONED_ERROR if refused.abandoned_lease else refused.last_error
+        attempts = self._index.record_failure(
+            job.session_uuid,
+            job.sequence_number,
+            error=error or "attempts exhausted",
+            next_due_at=now,
+            failed=True,
+            lease_free_at=now,
+        )
+        if attempts is None:  # claimed, archived or gone meanwhile: not this run's to decide
+            return ArchiveOutcome.IN_PROGRESS
+        return self._permanently_failed(error, attempts, log)
+
+    def _permanently_failed(self, error: str, attempts: int, log: dict[str, Any]) -> ArchiveOutcome:
+        metrics.add_metric(name="RecordingsFailed", unit=MetricUnit.Count, value=1)
+        logger.error("recording FAILED", extra={**log, "error": error, "attempts": attempts})
+        return ArchiveOutcome.FAILED
+
     def _failed(
-        self, job: ArchiveJob, exc: ArchiveError, current: Mapping[str, Any], log: dict[str, Any]
+        self, job: ArchiveJob, exc: ArchiveError, claim: Claim, now: int, log: dict[str, Any]
     ) -> ArchiveOutcome:
         error = f"{type(exc).__name__}: {exc}"
-        now = int(self._now().timestamp())
-        attempts = int(current.get(f.ARCHIVE_ATTEMPTS) or 0) + 1
+        attempts = claim.attempts  # counted when claimed
         exhausted = self._max_attempts is not None and attempts >= self._max_attempts
         permanent = not exc.retryable or exhausted
-        self._index.record_failure(
+        recorded = self._index.record_failure(
             job.session_uuid,
             job.sequence_number,
             error=error,
             next_due_at=now + backoff_seconds(attempts),
             failed=permanent,
+            claim_token=claim.token,
         )
         if isinstance(exc, ArchiveConflictError):
             metrics.add_metric(name="ArchiveConflicts", unit=MetricUnit.Count, value=1)
+        if recorded is None:
+            # The claim was lost (this attempt outlived its lease and another took over) or the
+            # item was archived meanwhile: the item's state is the other attempt's to write.
+            logger.warning(
+                "archive attempt failed after losing its claim", extra={**log, "error": error}
+            )
+            if permanent:
+                return ArchiveOutcome.IN_PROGRESS
+            raise exc
         if permanent:
-            metrics.add_metric(name="RecordingsFailed", unit=MetricUnit.Count, value=1)
-            logger.error("recording FAILED", extra={**log, "error": error, "attempts": attempts})
-            return ArchiveOutcome.FAILED
+            return self._permanently_failed(error, attempts, log)
         metrics.add_metric(name="ArchiveAttemptsFailed", unit=MetricUnit.Count, value=1)
         logger.warning(
             "archive attempt failed", extra={**log, "error": error, "attempts": attempts}

@@ -77,7 +77,9 @@ class SessionIndex(Protocol):
 
 
 class ArchiverPort(Protocol):
-    def archive(self, job: ArchiveJob) -> ArchiveOutcome: ...
+    def archive(
+        self, job: ArchiveJob, *, time_left: Callable[[], float] | None = None
+    ) -> ArchiveOutcome: ...
 
 
 class Action(StrEnum):
@@ -85,11 +87,20 @@ class Action(StrEnum):
     ARCHIVED = "archived"
     WOULD_ARCHIVE = "would_archive"
     RETRY_LATER = "retry_later"  # a retryable failure: the item stays PENDING (sweeper)
+    IN_PROGRESS = "in_progress"  # another archive attempt holds it: not archived yet
     FAILED = "failed"  # permanently (refused URL, conflict, not archivable)
     ERROR = "error"  # Plivo could not tell us about this session or recording
 
 
-PROBLEMS = frozenset({Action.RETRY_LATER, Action.FAILED, Action.ERROR})
+PROBLEMS = frozenset({Action.RETRY_LATER, Action.IN_PROGRESS, Action.FAILED, Action.ERROR})
+
+# Archive outcomes of an attempt that did nothing (its claim was not granted).
+_NOTHING_DONE: dict[ArchiveOutcome, tuple[Action, str]] = {
+    ArchiveOutcome.ALREADY_ARCHIVED: (Action.ALREADY_ARCHIVED, ""),
+    ArchiveOutcome.IN_PROGRESS: (Action.IN_PROGRESS, "another archive attempt holds it"),
+    ArchiveOutcome.NOT_DUE: (Action.IN_PROGRESS, "another archive attempt holds it"),
+    ArchiveOutcome.GONE: (Action.ERROR, "the event is no longer in the table"),
+}
 
 
 @dataclass(frozen=True)
@@ -213,6 +224,7 @@ class Reconciler:
         self._archiver = archiver
         self._retention_days = retention_days
         self._now = now or (lambda: datetime.now(UTC))
+        self._time_left: Callable[[], float] | None = None
 
     def run(
         self,
@@ -222,13 +234,16 @@ class Reconciler:
         dry_run: bool = False,
         on_entry: Callable[[ReconcileEntry], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        time_left: Callable[[], float] | None = None,
     ) -> ReconcileReport:
-        """Reconcile the sessions created in [since, until].
+        """Reconcile the sessions created in [since, until]. `time_left` (seconds left to the
+        invocation) bounds each archive attempt (logic/archive_recording.py).
 
         Raises PlivoAuthError (bad credentials) and PlivoUnavailableError (Plivo down or rate
         limiting beyond the retries): nothing can be reconciled then. Everything else is an entry.
         """
         report = ReconcileReport(since=since, until=until, dry_run=dry_run)
+        self._time_left = time_left
         for summary in self._plivo.list_sessions(since, until, status="all"):
             if should_stop is not None and should_stop():
                 report.complete = False
@@ -339,7 +354,7 @@ class Reconciler:
             )
             return ReconcileEntry(session_uuid, rid, Action.FAILED, seq, reconciled, str(exc))
         try:
-            outcome = self._archiver.archive(job)
+            outcome = self._archiver.archive(job, time_left=self._time_left)
         except ArchiveError as exc:
             return ReconcileEntry(
                 session_uuid,
@@ -353,6 +368,7 @@ class Reconciler:
             current = self._index.get(session_uuid, seq) or {}
             detail = str(current.get(f.ARCHIVE_LAST_ERROR) or "archive failed")
             return ReconcileEntry(session_uuid, rid, Action.FAILED, seq, reconciled, detail)
-        if outcome == ArchiveOutcome.ALREADY_ARCHIVED:
-            return ReconcileEntry(session_uuid, rid, Action.ALREADY_ARCHIVED, seq, reconciled)
+        if outcome in _NOTHING_DONE:
+            action, detail = _NOTHING_DONE[outcome]
+            return ReconcileEntry(session_uuid, rid, action, seq, reconciled, detail)
         return ReconcileEntry(session_uuid, rid, Action.ARCHIVED, seq, reconciled, job.key)
