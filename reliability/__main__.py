@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reliability import faults, hostile, load
+from reliability import faults, hostile, load, signed_fuzz
 from reliability.logscan import Secrets, scan
 from reliability.stack import running_stack
 from reliability.template_checks import template_suite
@@ -33,19 +33,23 @@ FULL = {
     "sessions": 500,
     "calls": 6,
     "fuzz": 1500,
+    "signed_fuzz": 2500,
     "schemathesis": 150,
     "kill_mib": 48,
     "per_phase": 20,
     "stalled": 3,
+    "lost_answers": 20,
 }
 QUICK = {
     "sessions": 40,
     "calls": 3,
     "fuzz": 150,
+    "signed_fuzz": 200,
     "schemathesis": 25,
     "kill_mib": 12,
     "per_phase": 6,
     "stalled": 1,
+    "lost_answers": 4,
 }
 
 
@@ -79,6 +83,7 @@ def run_fault_suite(size: dict[str, Any]) -> dict[str, Any]:
             per_phase=size["per_phase"],
             stalled=size["stalled"],
             kill_size_mib=size["kill_mib"],
+            lost=size["lost_answers"],
         )
     logs = scan(lines, secrets)
     figures["log_lines_scanned"] = logs.lines
@@ -111,6 +116,7 @@ def faults_passed(f: dict[str, Any]) -> bool:
         and b.get("only_the_failing_record_reported")
         and b.get("others_archived_once")
         and b.get("downloads_of_the_others_in_this_batch") == [1, 1, 1]
+        and faults.lost_answers_passed(f.get("lost_answer", {}))
     )
 
 
@@ -119,6 +125,7 @@ def run_hostile_suite(size: dict[str, Any]) -> dict[str, Any]:
     run = hostile.run_handler_suites(max_examples=size["fuzz"])
     figures.update(run.results)
     figures["handler"] = run.harness.figures()
+    figures["signed_fuzz"] = signed_fuzz.run_signed_fuzz(max_examples=size["signed_fuzz"])
     secrets = run.harness.secrets
     lines = run.lines
     stack_secrets = Secrets()
@@ -140,23 +147,26 @@ def run_hostile_suite(size: dict[str, Any]) -> dict[str, Any]:
         stack_lines = stack.lines()
     logs = scan(lines, secrets)
     logs2 = scan(stack_lines, stack_secrets)
-    figures["log_lines_scanned"] = logs.lines + logs2.lines
-    figures["log_leaks"] = logs.count + logs2.count
+    signed_logs = figures["signed_fuzz"]  # scanned by the suite itself, with its signatures
+    figures["log_lines_scanned"] = logs.lines + logs2.lines + signed_logs["log_lines_scanned"]
+    figures["log_leaks"] = logs.count + logs2.count + signed_logs["log_leaks"]
     figures["log_leak_examples"] = (logs.leaks + logs2.leaks)[:5]
-    s, h, sc, e2e = (
+    s, h, sc, e2e, sf = (
         figures["ssrf"],
         figures["handler"],
         figures["schemathesis"],
         figures["urls_end_to_end"],
+        figures["signed_fuzz"],
     )
     figures["inputs_tried"] = (
         h["inputs_tried"]
+        + sf["inputs_tried"]
         + sc["inputs_tried"]
         + s["urls_tried"]
         + s["redirects_tried"]
         + e2e["urls_sent"]
     )
-    figures["answers_5xx"] = h["answers_5xx"] + sc["answers_5xx"]
+    figures["answers_5xx"] = h["answers_5xx"] + sc["answers_5xx"] + sf["answers_5xx"]
     figures["writes_from_rejected_requests"] = (
         h["writes_from_rejected_requests"] + sc["writes_from_rejected_requests"]
     )
@@ -171,6 +181,7 @@ def run_hostile_suite(size: dict[str, Any]) -> dict[str, Any]:
         and figures["outbound_requests_to_refused_hosts"] == 0
         and figures["log_leaks"] == 0
         and not figures["fuzz"]["error"]
+        and sf["passed"]
         and not h["failures"]
         and not sc["failures"]
         and not s["unexpected"]
@@ -211,6 +222,12 @@ def table(results: dict[str, Any]) -> str:
             f"{f['archived_exactly_once']} / {f['recordings']} "
             f"({f['object_versions']} object versions)",
         )
+        low, high = f["multipart_recordings_mib"]
+        row(
+            "load",
+            f"multipart recordings ({low}-{high} MiB) archived exactly once",
+            f"{f['multipart_archived_exactly_once']} / {f['multipart_recordings']}",
+        )
         row("load", "incomplete multipart uploads", f["incomplete_multipart_uploads"])
         row("load", "time to archive the last recording (s)", f["archive_drain_seconds"])
     if "faults" in results:
@@ -248,6 +265,24 @@ def table(results: dict[str, Any]) -> str:
                 "stream batch, one record failing",
                 "only it reported" if b["only_the_failing_record_reported"] else "WRONG",
             )
+        la = f.get("lost_answer", {})
+        if la:
+            row(
+                "faults",
+                "table write applied, answer lost: callbacks, 200s, conflicts, 5xx",
+                f"{la['callbacks']}, {la['answers_200']}, {la['conflicts']}, {la['answers_5xx']}",
+            )
+            row(
+                "faults",
+                "  answered duplicate / queued then drained as duplicate",
+                f"{la['duplicates']} / {la['drained_as_duplicate']} "
+                f"(attempts per write: {', '.join(la['sdk_attempts_per_put'])})",
+            )
+            row(
+                "faults",
+                "  stored exactly once",
+                f"{la['stored_exactly_once']} / {la['callbacks']}",
+            )
     if "hostile" in results:
         f = results["hostile"]
         s = f["ssrf"]
@@ -256,7 +291,21 @@ def table(results: dict[str, Any]) -> str:
             "hostile",
             "inputs tried",
             f"{f['inputs_tried']} (handler {f['handler']['inputs_tried']}, "
+            f"SDK-signed {f['signed_fuzz']['inputs_tried']}, "
             f"schemathesis {f['schemathesis']['inputs_tried']}, URLs {urls})",
+        )
+        sf = f["signed_fuzz"]
+        row(
+            "hostile",
+            "SDK-signed: 5xx, lost, raw values changed, refusals uncounted or undocumented",
+            f"{sf['answers_5xx']}, {sf['lost']}, {sf['raw_value_mismatches']}, "
+            f"{sf['refusals_not_counted']}, {sf['unexpected_answers']}",
+        )
+        row(
+            "hostile",
+            "SDK-signed: stored in the table / via the fallback queue; refused by reason",
+            f"{sf['stored_in_table']} / {sf['stored_via_fallback_queue']}; "
+            + ", ".join(f"{k} {v}" for k, v in sf["expected_outcomes"].items() if k != "200"),
         )
         row("hostile", "5xx answers", f["answers_5xx"])
         row("hostile", "writes from rejected requests", f["writes_from_rejected_requests"])
@@ -286,8 +335,13 @@ def table(results: dict[str, Any]) -> str:
         lp = c.get("least_privilege", {})
         row(
             "template",
-            "least-privilege tests (tests/infra/test_template.py) passed / failed",
-            f"{lp.get('tests_passed')} / {lp.get('tests_failed')}",
+            "recorded AWS calls checked against each role: calls / refused / unjustified unused",
+            f"{lp.get('recorded_calls')} / {lp.get('refused')} / {lp.get('unused_unjustified')}",
+        )
+        row(
+            "template",
+            "role-shape tests (own role, no managed policy, no wildcard) passed / failed",
+            f"{lp.get('shape_tests_passed')} / {lp.get('shape_tests_failed')}",
         )
     w1 = max(len(r[0]) for r in rows)
     w2 = max(len(r[1]) for r in rows)

@@ -2,7 +2,10 @@
 
 One local stack whose CallbackFunction reaches DynamoDB through a `FaultProxy`
 (`--env CallbackFunction:AWS_ENDPOINT_URL_DYNAMODB=...`), with a short media retry budget and
-read timeout for the archiver, and a loopback media server scripted with faults.
+read timeout for the archiver, and a loopback media server scripted with faults. Suites: the
+table refusing then stalling writes, media faults, a worker killed mid-upload, a stream batch
+with one failing record, table writes applied whose answers are lost. One module (over 500
+lines) because the suites share that one stack, its proxy and the audit helpers above them.
 """
 
 from __future__ import annotations
@@ -148,6 +151,25 @@ def run_invoke(
     return json.loads(done.stdout.strip().splitlines()[-1]), lines
 
 
+def served_sessions(
+    rng: random.Random, media: MediaServer, secrets: Secrets, count: int
+) -> tuple[list[Callback], list[Recording]]:
+    """At least `count` callbacks of one-call sessions (Initiated, Completed), each recording
+    served by `media`; their phone numbers noted for the log scan."""
+    cbs: list[Callback] = []
+    recordings: list[Recording] = []
+    while len(cbs) < count:
+        more, recs, numbers = session_callbacks(
+            rng, calls=1, media_base=media.base_url, failed_rate=0.0
+        )
+        secrets.add_phones(numbers)
+        for r in recs:
+            media.add(r.path, GeneratedBody(r.size, r.seed))
+        cbs += more
+        recordings += recs
+    return cbs, recordings
+
+
 # --- 1. the table refusing, then stalling, writes -----------------------------------------
 def table_outage(
     stack: Stack,
@@ -168,16 +190,8 @@ def table_outage(
     lock = threading.Lock()
     for mode, count in phases:
         proxy.set_mode(mode)
-        cbs: list[Callback] = []
-        while len(cbs) < count:
-            more, recs, numbers = session_callbacks(
-                rng, calls=1, media_base=media.base_url, failed_rate=0.0
-            )
-            secrets.add_phones(numbers)
-            for r in recs:
-                media.add(r.path, GeneratedBody(r.size, r.seed))
-            cbs += more
-            recordings += recs
+        cbs, recs = served_sessions(rng, media, secrets, count)
+        recordings += recs
 
         def send(cb: Callback, mode: str = mode, lock: threading.Lock = lock) -> None:
             p = prepare(cb, stack.callback_url, stack.token)
@@ -337,20 +351,18 @@ def kill_mid_upload(
         ups = s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
         return any(u["UploadId"] not in before for u in ups)
 
-    baseline = gave_up(stack)
     started = wait_until(uploading, timeout=60, interval=0.05)
     killed = []
     if started:
-        # Make the stream's own retries fail (the recording "disappears" for a while), so the
-        # recording is left to the sweeper, as after a crash that outlasts the retries.
-        media.add(rec.path, body, faults=[Status(404, times=None)])
         for pid in stack.worker_pids("ArchiveFunction"):
             with contextlib.suppress(ProcessLookupError):  # it may have ended meanwhile
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
     mid_upload_status = status_of(stack, rec)
-    wait_until(lambda: gave_up(stack) > baseline, timeout=120, interval=1.0)
-    media.add(rec.path, body)  # the source is back
+    # The killed attempt's claim holds the item until its lease runs out: the stream's retries
+    # of the record find it held and leave it (no download, no give-up), so there is nothing to
+    # wait for; the sweep below runs 30 days later, when the lease has run out and the killed
+    # attempt is counted as abandoned.
     result, lines = run_invoke(
         stack,
         "SweeperFunction",
@@ -471,13 +483,133 @@ def partial_batch(
     }
 
 
+# --- 5. a table write applied whose answer is lost ----------------------------------------
+PUT_ITEM = b"DynamoDB_20120810.PutItem"  # the X-Amz-Target header of a PutItem request
+
+
+def lost_answers(
+    stack: Stack,
+    proxy: FaultProxy,
+    media: MediaServer,
+    rng: random.Random,
+    secrets: Secrets,
+    *,
+    count: int = 10,
+    all_lost: int = 2,
+) -> dict[str, Any]:
+    """The callback function's PutItem reaches the table and is applied; its answer is lost on
+    the way back (the proxy resets the connection). What the function then writes again meets
+    its own item and must be a duplicate: never a conflict, never a 5xx, stored once.
+
+    First `all_lost` callbacks lose the answer of every attempt: this measures how many attempts
+    the function's client makes, and each is answered 200 "queued" (the fallback queue), whose
+    drain then meets the item (a duplicate). Then `count` callbacks lose only the first answer:
+    with an SDK that retries, the retry meets the item (answered "duplicate"); with one attempt
+    per write, the same as above ("queued", then drained as a duplicate)."""
+    sender = Sender(stack.callback_url)
+    log_start = len(stack.lines())
+    lost_start = proxy.answers_lost
+    cbs, recordings = served_sessions(rng, media, secrets, count + all_lost)
+    answers: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    attempts: Counter[int] = Counter()  # PutItem requests of one callback whose answer was lost
+    applied = 0  # callbacks that lost at least one answer
+    for n, cb in enumerate(cbs):
+        # One at a time, so that every loss belongs to the callback being sent.
+        phase = "every_answer_lost" if n < all_lost else "first_answer_lost"
+        before = proxy.answers_lost
+        proxy.lose_answers(PUT_ITEM, 100 if n < all_lost else 1)  # 100: more than any SDK makes
+        p = prepare(cb, stack.callback_url, stack.token)
+        secrets.signatures.add(p.signature)
+        result = sender.send(p)
+        proxy.lose_answers(b"", 0)
+        applied += proxy.answers_lost > before
+        if n < all_lost:
+            attempts[proxy.answers_lost - before] += 1
+        statuses[result.status] += 1
+        status = json.loads(result.body).get("status") if result.status == 200 else None
+        answers[f"{phase}:{status or result.status}"] += 1
+    keys = {c.key for c in cbs}
+    queued = sum(v for k, v in answers.items() if k.endswith(":queued"))
+
+    sessions = {c.params["SessionUUID"] for c in cbs}
+
+    def drained(outcome: str) -> int:
+        """The drain's log lines for these callbacks ("fallback event stored|duplicate")."""
+        return sum(
+            f"fallback event {outcome}" in line and any(s in line for s in sessions)
+            for line in stack.lines()[log_start:]
+        )
+
+    wait_until(lambda: drained("duplicate") + drained("stored") >= queued, timeout=120)
+    wait_until(
+        lambda: all(status_of(stack, r) == "ARCHIVED" for r in recordings),
+        timeout=120,
+        interval=1.0,
+    )
+    stored = {
+        (i["SessionUUID"]["S"], int(i["SequenceNumber"]["N"])): i
+        for i in stack.items()
+        if (i["SessionUUID"]["S"], int(i["SequenceNumber"]["N"])) in keys
+    }
+    lines = stack.lines()[log_start:]
+    return {
+        "callbacks": len(cbs),
+        "callbacks_every_answer_lost": all_lost,
+        # measured by the proxy on the every-answer-lost callbacks: {attempts: callbacks}
+        "sdk_attempts_per_put": {str(k): v for k, v in sorted(attempts.items())},
+        "answers_lost_by_proxy": proxy.answers_lost - lost_start,
+        "callbacks_whose_answer_was_lost": applied,
+        "answers": dict(sorted(answers.items())),
+        "answers_200": statuses.get(200, 0),
+        "duplicates": sum(v for k, v in answers.items() if k.endswith(":duplicate")),
+        "queued": queued,
+        "drained_as_duplicate": drained("duplicate"),
+        "drained_as_stored": drained("stored"),  # would mean the lost write was not applied
+        "conflicts": sum(v for k, v in answers.items() if k.endswith(":conflict"))
+        + sum(1 for i in stored.values() if "ConflictingPayloads" in i),
+        "conflict_metrics": sum('"CallbackConflict"' in line for line in lines),
+        "answers_5xx": sum(v for k, v in statuses.items() if k >= 500 or k == 0),
+        "stored_exactly_once": len(stored),
+        "lost_events": len(keys - set(stored)),
+        "recordings": len(recordings),
+        "recordings_archived_once": sum(
+            verify_archived_once(stack, r, GeneratedBody(r.size, r.seed)) is None
+            for r in recordings
+        ),
+    }
+
+
+def lost_answers_passed(f: dict[str, Any]) -> bool:
+    if not f or len(f["sdk_attempts_per_put"]) != 1:
+        return False
+    sdk_retries = int(next(iter(f["sdk_attempts_per_put"]))) > 1
+    first_lost = f["callbacks"] - f["callbacks_every_answer_lost"]
+    return bool(
+        f["callbacks_whose_answer_was_lost"] == f["callbacks"]  # the fault was applied
+        and f["answers_200"] == f["callbacks"]
+        # the retry of the SDK meets its own item, or else the drain's write does
+        and f["duplicates"] == (first_lost if sdk_retries else 0)
+        and f["queued"] == f["callbacks"] - f["duplicates"]
+        and f["drained_as_duplicate"] == f["queued"]
+        and f["drained_as_stored"] == 0
+        and f["conflicts"] == 0
+        and f["conflict_metrics"] == 0
+        and f["answers_5xx"] == 0
+        and f["stored_exactly_once"] == f["callbacks"]
+        and f["lost_events"] == 0
+        and f["recordings_archived_once"] == f["recordings"]
+    )
+
+
 def run_faults(
     media: MediaServer,
     *,
     per_phase: int = 10,
     stalled: int = 2,
     kill_size_mib: int = 48,
-    include: Sequence[str] = ("table", "media", "kill", "batch"),
+    lost: int = 10,
+    include: Sequence[str] = ("table", "media", "kill", "batch", "lost_answer"),
     seed: int = 7,
 ) -> tuple[dict[str, Any], Secrets, list[str]]:
     rng = random.Random(seed)
@@ -504,6 +636,8 @@ def run_faults(
             if "batch" in include:
                 figures["partial_batch"] = partial_batch(stack, media, rng, secrets)
                 extra_lines += figures["partial_batch"].pop("log_lines")
+            if "lost_answer" in include:
+                figures["lost_answer"] = lost_answers(stack, proxy, media, rng, secrets, count=lost)
             extra_lines += stack.lines()
     finally:
         proxy.stop()

@@ -2,9 +2,12 @@
 
 Sessions of several calls (Initiated + Completed, or Failed), each Completed pointing at its own
 recording on a loopback media server; a share of the callbacks is sent twice; the order is
-shuffled (so within each session too). The audit reads every item and every object version
-back: events stored = unique events sent, each recording archived once (one object, one
-version, size and SHA-256 of the source).
+shuffled (so within each session too). A share of the recordings (5 %, at least one) is larger
+than the archiver's part size (12-40 MiB against PART_SIZE_MIB 10, or 5 in the fault stack), so
+multipart uploads run under the same concurrency. The audit reads every item and every object
+version back: events stored = unique events sent, each recording archived once (one object, one
+version, size and SHA-256 of the source; a large one as a multipart object), and no multipart
+upload left incomplete.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from reliability.logscan import Secrets
 from reliability.stack import Stack, wait_until
 from tests.support.media_server import GeneratedBody, MediaServer
 
+MiB = 1024 * 1024
+LARGE_MIB = (12, 40)  # above PART_SIZE_MIB (default 10): uploaded in 2-8 parts
+
 
 @dataclass
 class LoadPlan:
@@ -39,6 +45,7 @@ class LoadPlan:
     recordings: list[Recording]
     sends: list[Callback]  # what is sent, duplicates included, in send order
     secrets: Secrets = field(default_factory=Secrets)
+    large: set[str] = field(default_factory=set)  # paths of the multipart-sized recordings
 
 
 def plan_load(
@@ -48,6 +55,7 @@ def plan_load(
     media_base: str,
     duplicate_rate: float = 0.2,
     failed_rate: float = 0.1,
+    large_share: float = 0.05,
     seed: int = 20261120,
 ) -> LoadPlan:
     rng = random.Random(seed)
@@ -70,10 +78,15 @@ def plan_load(
         callbacks += cbs
         recordings += recs
         secrets.add_phones(numbers)
+    large: set[str] = set()
+    if recordings and large_share > 0:
+        for rec in rng.sample(recordings, max(1, round(large_share * len(recordings)))):
+            rec.size = rng.randrange(LARGE_MIB[0] * MiB, LARGE_MIB[1] * MiB + 1)
+            large.add(rec.path)
     sends = list(callbacks)
     sends += [c for c in callbacks if rng.random() < duplicate_rate]
     rng.shuffle(sends)
-    return LoadPlan(callbacks, recordings, sends, secrets)
+    return LoadPlan(callbacks, recordings, sends, secrets, large)
 
 
 def send_all(
@@ -111,9 +124,14 @@ def send_all(
 
 
 def audit_recordings(
-    stack: Stack, recordings: Sequence[Recording], bodies: dict[str, GeneratedBody]
+    stack: Stack,
+    recordings: Sequence[Recording],
+    bodies: dict[str, GeneratedBody],
+    large: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Every recording: its item ARCHIVED, exactly one object version, size and SHA-256 right."""
+    """Every recording: its item ARCHIVED, exactly one object version, size and SHA-256 right;
+    each of the `large` ones (paths) a multipart object (S3's ETag of a multipart upload ends
+    in "-<number of parts>")."""
     s3 = stack.client("s3")
     ddb = stack.client("dynamodb")
     versions: Counter[str] = Counter()
@@ -128,6 +146,7 @@ def audit_recordings(
         kwargs["VersionIdMarker"] = page["NextVersionIdMarker"]
     uploads = s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
     ok, problems = 0, []
+    large_ok, multipart_objects = 0, 0
     for rec in recordings:
         item = ddb.get_item(
             TableName=stack.table,
@@ -146,6 +165,8 @@ def audit_recordings(
             )
             continue
         head = s3.head_object(Bucket=stack.bucket, Key=key)
+        multipart = "-" in head["ETag"]
+        multipart_objects += multipart
         obj = s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read()
         digest = hashlib.sha256(obj).hexdigest()
         if (
@@ -156,7 +177,11 @@ def audit_recordings(
         ):
             problems.append(f"{rec.recording_uuid}: bytes or SHA-256 differ")
             continue
+        if rec.path in large and not multipart:
+            problems.append(f"{rec.recording_uuid}: {body.size} bytes not uploaded in parts")
+            continue
         ok += 1
+        large_ok += rec.path in large
     expected_keys = len(recordings)
     return {
         "recordings": len(recordings),
@@ -165,6 +190,10 @@ def audit_recordings(
         "object_versions": sum(versions.values()),
         "extra_objects": max(0, len(versions) - expected_keys),
         "incomplete_multipart_uploads": len(uploads),
+        "multipart_recordings": sum(r.path in large for r in recordings),
+        "multipart_recordings_mib": list(LARGE_MIB),
+        "multipart_archived_exactly_once": large_ok,
+        "multipart_objects": multipart_objects,
         "problems": problems[:20],
     }
 
@@ -194,6 +223,7 @@ def run_load(
     calls: int,
     concurrency: int = 8,
     duplicate_rate: float = 0.2,
+    large_share: float = 0.05,
     archive_timeout: float = 600.0,
     seed: int = 20261120,
 ) -> tuple[dict[str, Any], Secrets]:
@@ -202,6 +232,7 @@ def run_load(
         calls=calls,
         media_base=media.base_url,
         duplicate_rate=duplicate_rate,
+        large_share=large_share,
         seed=seed,
     )
     bodies: dict[str, GeneratedBody] = {}
@@ -254,7 +285,7 @@ def run_load(
         "events_stored_equal_unique_sent": stored_keys == unique_keys,
         "archive_drain_seconds": round(archive_wait, 1),
         "media_downloads_max_per_recording": max(media_gets.values(), default=0),
-        **audit_recordings(stack, plan.recordings, bodies),
+        **audit_recordings(stack, plan.recordings, bodies, plan.large),
     }
     return figures, plan.secrets
 
@@ -269,4 +300,6 @@ def load_passed(figures: dict[str, Any]) -> bool:
         and figures["archived_exactly_once"] == figures["recordings"]
         and figures["object_versions"] == figures["recordings"]
         and figures["incomplete_multipart_uploads"] == 0
+        and figures["multipart_recordings"] >= 1
+        and figures["multipart_archived_exactly_once"] == figures["multipart_recordings"]
     )

@@ -7,6 +7,16 @@ Put between a function and the local AWS (e.g. the callback function's DynamoDB 
   reset;
 - "stall": connections are accepted and the client's bytes read and dropped; nothing answers
   (the client's read timeout fires). Switching back to "pass" closes the stalled connections.
+
+`lose_answers(match, count)` adds, in "pass" mode, a fault moto cannot show: the next `count`
+requests whose bytes contain `match` (e.g. `X-Amz-Target: DynamoDB_20120810.PutItem`) reach the
+server and are applied, but the client's connection is closed (shut down, then an abortive
+close) as soon as the server starts to answer, so the client never reads the answer: a write
+applied whose response is lost (botocore: ConnectionClosedError, retried if it retries).
+Requests are told apart on a connection as HTTP/1.1 clients send them: one at a time, the next
+only after the previous answer (no pipelining; botocore's urllib3 never pipelines).
+Not for requests sent with `Expect: 100-continue` (S3 uploads): the interim 100 answer would
+count as the answer, before the body was sent.
 """
 
 from __future__ import annotations
@@ -18,6 +28,16 @@ import threading
 from collections import Counter
 
 MODES = ("pass", "refuse", "stall")
+_MATCH_WINDOW = 64 * 1024  # bytes of each request kept to match against (headers come first)
+
+
+class _Link:
+    """One client connection in "pass" mode: the bytes of its current request, and whether
+    the answer to that request is to be lost."""
+
+    def __init__(self) -> None:
+        self.request = bytearray()
+        self.doomed = False
 
 
 class FaultProxy:
@@ -32,6 +52,9 @@ class FaultProxy:
         self._open: set[socket.socket] = set()
         self._stopped = threading.Event()
         self._generation = 0
+        self._lose_match = b""
+        self._lose_left = 0
+        self.answers_lost = 0  # requests forwarded whose answer the client never got
 
     @property
     def url(self) -> str:
@@ -68,6 +91,19 @@ class FaultProxy:
             self._listener = None
         elif mode != "refuse" and self._listener is None and not self._stopped.is_set():
             self._listen()
+
+    def lose_answers(self, match: bytes, count: int) -> None:
+        """Lose the answer of the next `count` requests containing `match` (0: none)."""
+        if count < 0 or (count and not match):
+            raise ValueError("lose_answers needs a non-empty match and a count >= 0")
+        with self._lock:
+            self._lose_match, self._lose_left = match, count
+
+    @property
+    def answers_to_lose(self) -> int:
+        """How many of the requested lost answers have not happened yet."""
+        with self._lock:
+            return self._lose_left
 
     def stop(self) -> None:
         self._stopped.set()
@@ -114,17 +150,47 @@ class FaultProxy:
                     self._reset(upstream)
                     continue
                 self._open.add(upstream)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            link = _Link()
+            threading.Thread(
+                target=self._pump, args=(client, upstream, link, True), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pump, args=(upstream, client, link, False), daemon=True
+            ).start()
 
     def _swallow(self, client: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while client.recv(65536):
                 pass
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _doom_if_matching(self, link: _Link, data: bytes) -> None:
+        """Client bytes of the current request: doom its answer if it matches a pending loss."""
+        if link.doomed or len(link.request) >= _MATCH_WINDOW:
+            return
+        link.request += data[: _MATCH_WINDOW - len(link.request)]
+        with self._lock:
+            if self._lose_left > 0 and self._lose_match in link.request:
+                self._lose_left -= 1
+                link.doomed = True
+
+    def _pump(self, src: socket.socket, dst: socket.socket, link: _Link, upstream: bool) -> None:
+        """Copy src to dst; `upstream` is the client-to-server direction."""
         try:
             while data := src.recv(65536):
+                if upstream:
+                    self._doom_if_matching(link, data)  # decided before the server sees it
+                elif link.doomed:
+                    # The server answers, so it has applied the request: the answer is lost
+                    # and the client's connection ended (below: shutdown, which also wakes the
+                    # other pump blocked in recv, then an abortive close), as when a network
+                    # path fails late.
+                    with self._lock:
+                        self.answers_lost += 1
+                    with contextlib.suppress(OSError):
+                        dst.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
+                else:
+                    link.request.clear()  # the answer started: the client's next bytes are new
                 dst.sendall(data)
         except OSError:
             pass

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.config import Config
 
-from recording_archive.handlers import sweeper
+from recording_archive.dal.aws import dynamodb_client
+from recording_archive.dal.events_table import PutOutcome, RecordingEventStore
+from recording_archive.handlers import fallback_drain, recording_callback, sweeper
+from recording_archive.handlers.recording_callback import CallbackDependencies
 from recording_archive_cli.local_resources import LocalResources
+from reliability.tcp_proxy import FaultProxy
+from tests.integration.conftest import TOKEN, scan_items
+from tests.support.http_events import form_body, http_event
 from tests.support.lambda_context import FakeLambdaContext
+from tests.support.plivo import recording_event, sdk_signature
+
+PUT_ITEM = b"DynamoDB_20120810.PutItem"  # the X-Amz-Target header of a PutItem request
 
 
 def test_sweeper_failing_an_unarchivable_item_emits_the_alarmed_metric(
@@ -48,3 +62,140 @@ def test_sweeper_failing_an_unarchivable_item_emits_the_alarmed_metric(
     out = capsys.readouterr().out.splitlines()
     metrics_out = [json.loads(line) for line in out if line.startswith('{"_aws"')]
     assert any(m.get("RecordingsFailed") in (1.0, [1.0]) for m in metrics_out), metrics_out
+
+
+def _signed_callback(params: dict[str, str]) -> dict[str, Any]:
+    url = "https://abc123.execute-api.us-east-1.amazonaws.com/callbacks/recording"
+    nonce = "27182818284590452353"
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Plivo-Signature-V3": sdk_signature(TOKEN, "POST", url, params, nonce),
+        "X-Plivo-Signature-V3-Nonce": nonce,
+    }
+    return http_event("POST", body=form_body(params), headers=headers)
+
+
+def _answer(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    resp = recording_callback.lambda_handler(event, FakeLambdaContext())
+    body = resp["body"]
+    if resp.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return resp["statusCode"], json.loads(body)
+
+
+def _metrics(out: str) -> set[str]:
+    names: set[str] = set()
+    for line in out.splitlines():
+        if line.startswith('{"_aws"'):
+            doc = json.loads(line)
+            for block in doc["_aws"]["CloudWatchMetrics"]:
+                names |= {m["Name"] for m in block["Metrics"]}
+    return names
+
+
+@pytest.fixture
+def table_proxy(aws: str) -> Iterator[FaultProxy]:
+    """A FaultProxy in front of the moto server, for the callback function's DynamoDB only."""
+    proxy = FaultProxy(int(urlsplit(aws).port or 0)).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def test_write_applied_its_answer_lost_and_retried_by_the_sdk_is_answered_200_duplicate(
+    function_env: Any,
+    resources: LocalResources,
+    table_proxy: FaultProxy,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The put reaches the table and is applied; its answer never comes back (the connection is
+    reset). botocore's retry of the same request meets its own item: a duplicate, never a
+    conflict, never a 5xx, one item without conflicting payloads. The store's client retries
+    here (as the operator CLI's clients do, and any function client configured to retry)."""
+    function_env("CallbackFunction", AWS_ENDPOINT_URL_DYNAMODB=table_proxy.url)
+    live = recording_callback.default_dependencies()
+    retrying = boto3.client(
+        "dynamodb",
+        endpoint_url=table_proxy.url,
+        config=Config(
+            connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2}
+        ),
+    )
+    recording_callback._deps = CallbackDependencies(
+        settings=live.settings,
+        store=RecordingEventStore(retrying, resources.table_name),
+        fallback=live.fallback,
+        credentials=live.credentials,
+    )
+    params = recording_event("SessionRecordingCompleted", sequence=7)
+    table_proxy.lose_answers(PUT_ITEM, 1)
+    capsys.readouterr()
+    status, body = _answer(_signed_callback(params))
+    assert (status, body["status"]) == (200, "duplicate"), body
+    assert table_proxy.answers_lost == 1  # the fault happened: the first answer was lost
+    metrics = _metrics(capsys.readouterr().out)
+    assert "CallbackDuplicate" in metrics and "CallbackConflict" not in metrics, metrics
+    [item] = scan_items(resources)
+    assert item["SessionUUID"] == {"S": params["SessionUUID"]}
+    assert "ConflictingPayloads" not in item and "ConflictHashes" not in item
+    assert item["Source"] == {"S": "callback"}
+
+
+def test_write_applied_every_answer_lost_is_queued_and_the_drain_finds_a_duplicate(
+    function_env: Any, resources: LocalResources, table_proxy: FaultProxy
+) -> None:
+    """The function's own client (dal/aws.py): each of its attempts applied, none answered. The
+    event is answered 200 "queued" (kept in the fallback queue); the drain's put meets the item:
+    a duplicate, still one item, no conflict."""
+    function_env("CallbackFunction", AWS_ENDPOINT_URL_DYNAMODB=table_proxy.url)
+    params = recording_event("SessionRecordingInitiated", sequence=1)
+    table_proxy.lose_answers(PUT_ITEM, 100)  # more than any client's attempts
+    status, body = _answer(_signed_callback(params))
+    assert (status, body["status"]) == (200, "queued"), body
+    # Every attempt the client makes (botocore's total, the first included) lost its answer.
+    attempts = dynamodb_client().meta.config.retries["total_max_attempts"]
+    assert attempts >= 1 and table_proxy.answers_lost == attempts
+    table_proxy.lose_answers(b"", 0)
+
+    sqs = boto3.client("sqs", endpoint_url=resources.endpoint_url)
+    [msg] = sqs.receive_message(QueueUrl=resources.fallback_queue_url)["Messages"]
+    store = RecordingEventStore(
+        boto3.client("dynamodb", endpoint_url=resources.endpoint_url), resources.table_name
+    )
+    # The drain's record handler, on the message as SQS delivers it; it marks the item's Source
+    # "fallback", which is not part of the comparison.
+    record = SQSRecord({"messageId": msg["MessageId"], "body": msg["Body"]})
+    assert fallback_drain.drain_record(record, store) is PutOutcome.DUPLICATE
+    [item] = scan_items(resources)
+    assert item["Source"] == {"S": "callback"} and "ConflictingPayloads" not in item
+
+
+def test_item_deleted_before_a_conflicting_payload_is_appended_keeps_that_payload(
+    resources: LocalResources,
+) -> None:
+    """The item of a key is deleted (TTL expiry, an erase) between the failed conditional put of a
+    second, different payload and the append of that payload to the item: the append's
+    condition fails, which used to report the payload as a duplicate and drop it."""
+    ddb = boto3.client("dynamodb", endpoint_url=resources.endpoint_url)
+    store = RecordingEventStore(ddb, resources.table_name)
+    key = {"SessionUUID": str(uuid.uuid4()), "SequenceNumber": 3}
+    first = {**key, "EventName": "SessionRecordingInitiated", "PayloadSha256": "a" * 64}
+    second = {**first, "PayloadSha256": "b" * 64, "Source": "fallback"}
+    assert store.put_new(first) is PutOutcome.STORED
+    deleted: list[str] = []
+
+    def delete_first(**_: Any) -> None:  # botocore's before-call event: the race, made certain
+        if not deleted:
+            other = boto3.client("dynamodb", endpoint_url=resources.endpoint_url)
+            other.delete_item(
+                TableName=resources.table_name,
+                Key={"SessionUUID": {"S": key["SessionUUID"]}, "SequenceNumber": {"N": "3"}},
+            )
+            deleted.append("first")
+
+    ddb.meta.events.register("before-call.dynamodb.UpdateItem", delete_first)
+    assert store.put_new(second) is PutOutcome.STORED
+    assert deleted == ["first"]
+    [item] = scan_items(resources)
+    assert item["PayloadSha256"] == {"S": "b" * 64} and item["Source"] == {"S": "fallback"}

@@ -1,6 +1,7 @@
 """A bounded run of `make reliability` against `recording-archive local`: a few hundred
-callbacks, the table refusing and stalling writes, media faults, a worker killed mid-upload, a
-stream batch with one failing record, schemathesis."""
+callbacks (one recording uploaded in parts among them), the table refusing and stalling writes,
+table writes applied whose answers are lost, media faults, a worker killed mid-upload, a stream
+batch with one failing record, schemathesis."""
 
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ def test_load_every_event_stored_every_recording_archived_once(
     proxied: tuple[Stack, FaultProxy], media: MediaServer
 ) -> None:
     stack, _ = proxied
+    # One recording of 12-40 MiB (PART_SIZE_MIB 5 here): a multipart upload among the others.
     figures, secrets = load.run_load(
-        stack, media, sessions=40, calls=3, archive_timeout=120, seed=11
+        stack, media, sessions=40, calls=3, large_share=0.01, archive_timeout=120, seed=11
     )
     assert figures["unique_events"] >= 200
     assert figures["duplicates_sent"] > 0
@@ -50,6 +52,8 @@ def test_load_every_event_stored_every_recording_archived_once(
     assert figures["archived_exactly_once"] == figures["recordings"], figures["problems"]
     assert figures["object_versions"] == figures["recordings"]
     assert figures["incomplete_multipart_uploads"] == 0
+    assert figures["multipart_recordings"] == 1
+    assert figures["multipart_archived_exactly_once"] == figures["multipart_objects"] == 1
     assert load.load_passed(figures)
     assert scan(stack.lines(), secrets).leaks == []
 
@@ -107,6 +111,31 @@ def test_worker_killed_mid_upload_is_archived_once_by_the_sweeper(
     assert figures["status_after_kill"] == "PENDING"
     assert figures["sweep"].get("archived") == 1, figures["sweep"]
     assert figures["outcome"] == "archived once by the sweeper"
+
+
+def test_table_write_applied_but_its_answer_lost_is_a_duplicate_never_a_conflict(
+    proxied: tuple[Stack, FaultProxy], media: MediaServer
+) -> None:
+    stack, proxy = proxied
+    figures = faults.lost_answers(
+        stack, proxy, media, random.Random(17), Secrets(), count=3, all_lost=1
+    )
+    assert figures["callbacks"] >= 4
+    assert figures["callbacks_whose_answer_was_lost"] == figures["callbacks"]  # fault applied
+    assert figures["answers_200"] == figures["callbacks"], figures["answers"]
+    [(attempts, _)] = figures["sdk_attempts_per_put"].items()  # one client: one count
+    # With SDK retries, each first-answer-lost callback's retry meets its item ("duplicate");
+    # with one attempt per write (dal/aws.py), it is "queued" and the drain's write meets it.
+    expected_duplicates = figures["callbacks"] - 1 if int(attempts) > 1 else 0
+    assert figures["duplicates"] == expected_duplicates, figures["answers"]
+    assert figures["queued"] == figures["drained_as_duplicate"]
+    assert figures["queued"] == figures["callbacks"] - expected_duplicates
+    assert figures["drained_as_stored"] == 0
+    assert (figures["conflicts"], figures["conflict_metrics"], figures["answers_5xx"]) == (0, 0, 0)
+    assert figures["stored_exactly_once"] == figures["callbacks"]
+    assert figures["recordings_archived_once"] == figures["recordings"] >= 2
+    assert faults.lost_answers_passed(figures)
+    assert proxy.answers_to_lose == 0
 
 
 def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(
