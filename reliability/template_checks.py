@@ -1,11 +1,14 @@
-"""Template security: checkov's summary over template.yaml (its own tool environment)."""
+"""Template security: checkov's summary over template.yaml (its own tool environment), and
+least privilege checked from the calls the code really makes."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,37 +58,53 @@ def checkov_summary() -> dict[str, Any]:
     }
 
 
-# The tests of tests/infra/test_template.py that hold each role to the actions its function
-# uses, on its own resources, with no wildcard resource and no managed policy.
-LEAST_PRIVILEGE_TESTS = "role_grants_exactly or role_is_the_functions_own or no_wildcard_resources"
+# Least privilege as tests/infra/test_permissions.py checks it: every AWS call the integration tests
+# make each function do (recorded through botocore's events), plus what Lambda does with the role,
+# evaluated against the function's role in template.yaml; and the roles' shape (own role, no
+# managed policy, no wildcard resource) in test_template.py.
+PERMISSION_TESTS = ("tests/integration", "tests/infra/test_permissions.py")
+ROLE_SHAPE_TESTS = "role_is_the_functions_own or no_wildcard_resources or role_statements"
+SUMMARY_ENV = "RECORDING_ARCHIVE_PERMISSION_SUMMARY"
+
+
+def _pytest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-cov", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def _counts(stdout: str) -> dict[str, int]:
+    return {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|error)", stdout)}
 
 
 def least_privilege() -> dict[str, Any]:
-    """Run the least-privilege tests on template.yaml; their pass and fail counts."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--no-cov",
-            "tests/infra/test_template.py",
-            "-k",
-            LEAST_PRIVILEGE_TESTS,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=ROOT,
-    )
-    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|error)", done.stdout)}
+    """The recorded-calls check and the role-shape tests; their figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        summary_path = Path(tmp) / "permissions.json"
+        calls = _pytest(*PERMISSION_TESTS, env={**os.environ, SUMMARY_ENV: str(summary_path)})
+        try:
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            summary = {"error": f"the permission test wrote no summary (exit {calls.returncode})"}
+    shape = _pytest("tests/infra/test_template.py", "-k", ROLE_SHAPE_TESTS)
+    counts = _counts(shape.stdout)
+    first = _counts(calls.stdout)
+    both = {k: first.get(k, 0) + counts.get(k, 0) for k in ("passed", "failed", "error")}
     return {
-        "tests_passed": counts.get("passed", 0),
-        "tests_failed": counts.get("failed", 0) + counts.get("error", 0),
-        "exit_status": done.returncode,
+        **summary,
+        # Every test of both runs (the integration tests included: they produce the record).
+        "tests_passed": both.get("passed", 0),
+        "tests_failed": both.get("failed", 0) + both.get("error", 0),
+        "calls_exit_status": calls.returncode,
+        "shape_tests_passed": counts.get("passed", 0),
+        "shape_tests_failed": counts.get("failed", 0) + counts.get("error", 0),
+        "exit_status": calls.returncode or shape.returncode,
     }
 
 
@@ -103,7 +122,10 @@ def template_passed(f: dict[str, Any]) -> bool:
         and f.get("failed") == 0
         and f.get("passed", 0) > 0
         and f.get("skipped") == f.get("skips_with_reason")
+        and "error" not in lp
         and lp.get("exit_status") == 0
-        and lp.get("tests_passed", 0) > 0
-        and lp.get("tests_failed") == 0
+        and lp.get("recorded_calls", 0) > 0
+        and lp.get("refused") == 0
+        and lp.get("shape_tests_passed", 0) > 0
+        and lp.get("shape_tests_failed") == 0
     )

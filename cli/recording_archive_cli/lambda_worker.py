@@ -43,6 +43,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from recording_archive_cli import aws_call_log
+
 READY_TIMEOUT_SECONDS = 60.0
 
 
@@ -95,6 +97,9 @@ def _child(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The permission test's call recorder, when the test session asked for it (before the
+    # handler's import, so that every client the handler creates is recorded).
+    aws_call_log.install()
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
 
@@ -163,7 +168,8 @@ class LambdaWorker:
     ) -> None:
         self.logical_id = logical_id
         self.handler = handler
-        self.env = dict(env)
+        # Only `env` reaches the child, plus the permission test's call log when it is on.
+        self.env = {**aws_call_log.inherited_environment(), **env}
         self.timeout_seconds = timeout_seconds
         self.memory_mb = memory_mb
         self.function_name = function_name or logical_id

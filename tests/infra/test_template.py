@@ -1,8 +1,9 @@
 """Assertions on template.yaml: what the code relies on and what security requires of it.
 
-The template is read with the project's own CloudFormation loader (short tags in long form). Each
-function's role is pinned exactly: the set of actions, and for each action the resources it is
-granted on; every resource is one of the stack's own.
+The template is read with the project's own CloudFormation loader (short tags in long form). What
+each role grants is checked against the calls the code really makes in test_permissions.py; here,
+the roles' shape: each function has its own role, no managed policy, and every resource is one of
+the stack's own.
 """
 
 from __future__ import annotations
@@ -42,90 +43,6 @@ SETTINGS = {
     "ArchiveFunction": config.ArchiveSettings,
     "SweeperFunction": config.SweeperSettings,
     "ReconcileFunction": config.ReconcileSettings,
-}
-
-SECRET = "If(CreateAuthSecret, AuthSecret, AuthSecretArn)"
-LOGS = ("logs:CreateLogStream", "logs:PutLogEvents")
-KMS = ("kms:Decrypt", "kms:GenerateDataKey")
-ARCHIVE_OBJECTS = (
-    "s3:PutObject",
-    "s3:AbortMultipartUpload",
-    "s3:GetObject",
-    "s3:PutObjectTagging",
-    "s3:GetObjectTagging",
-)
-
-
-def _grants(pairs: list[tuple[tuple[str, ...], str]]) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for actions, resource in pairs:
-        for action in actions:
-            out.setdefault(action, set()).add(resource)
-    return out
-
-
-# Every action of every role, and the resources it is granted on. Nothing else.
-EXPECTED_GRANTS: dict[str, dict[str, set[str]]] = {
-    "CallbackFunction": _grants(
-        [
-            (LOGS, "CallbackLogGroup.Arn"),
-            (("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"), "EventsTable.Arn"),
-            (("sqs:SendMessage",), "FallbackQueue.Arn"),
-            (("secretsmanager:GetSecretValue",), SECRET),
-            (KMS, "DataKey.Arn"),
-        ]
-    ),
-    "FallbackDrainFunction": _grants(
-        [
-            (LOGS, "FallbackDrainLogGroup.Arn"),
-            (("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"), "EventsTable.Arn"),
-            (
-                ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
-                "FallbackQueue.Arn",
-            ),
-            (KMS, "DataKey.Arn"),
-        ]
-    ),
-    "ArchiveFunction": _grants(
-        [
-            (LOGS, "ArchiveLogGroup.Arn"),
-            (
-                ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"),
-                "EventsTable.StreamArn",
-            ),
-            (("dynamodb:ListStreams",), "${EventsTable.Arn}/stream/*"),
-            (("dynamodb:GetItem", "dynamodb:UpdateItem"), "EventsTable.Arn"),
-            (ARCHIVE_OBJECTS, "${ArchiveBucket.Arn}/recordings/*"),
-            (("s3:ListBucket",), "ArchiveBucket.Arn"),
-            (("sqs:SendMessage",), "ArchiveFailureQueue.Arn"),
-            (("secretsmanager:GetSecretValue",), SECRET),
-            (KMS, "DataKey.Arn"),
-        ]
-    ),
-    "SweeperFunction": _grants(
-        [
-            (LOGS, "SweeperLogGroup.Arn"),
-            (("dynamodb:Query",), "${EventsTable.Arn}/index/ArchiveQueueIndex"),
-            (("dynamodb:GetItem", "dynamodb:UpdateItem"), "EventsTable.Arn"),
-            (ARCHIVE_OBJECTS, "${ArchiveBucket.Arn}/recordings/*"),
-            (("s3:ListBucket",), "ArchiveBucket.Arn"),
-            (("secretsmanager:GetSecretValue",), SECRET),
-            (KMS, "DataKey.Arn"),
-        ]
-    ),
-    "ReconcileFunction": _grants(
-        [
-            (LOGS, "ReconcileLogGroup.Arn"),
-            (
-                ("dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
-                "EventsTable.Arn",
-            ),
-            (ARCHIVE_OBJECTS, "${ArchiveBucket.Arn}/recordings/*"),
-            (("s3:ListBucket",), "ArchiveBucket.Arn"),
-            (("secretsmanager:GetSecretValue",), SECRET),
-            (KMS, "DataKey.Arn"),
-        ]
-    ),
 }
 
 
@@ -170,8 +87,17 @@ def role_statements(resources: Mapping[str, Any], function: str) -> Iterator[dic
     role_id = props(resources, function)["Role"]["Fn::GetAtt"][0]
     role = resources[role_id]
     assert role["Type"] == "AWS::IAM::Role"
-    for policy in role["Properties"]["Policies"]:
-        yield from policy["PolicyDocument"]["Statement"]
+    attached = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in r["Properties"]["Roles"]
+    ]
+    for policy in [*role["Properties"]["Policies"], *attached]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            # No !If inside a policy: checkov skips its IAM checks for such a role. A grant a
+            # parameter decides is an AWS::IAM::Policy resource with a Condition.
+            assert "Fn::If" not in statement, statement
+            yield statement
 
 
 def references(value: Any) -> set[str]:
@@ -261,7 +187,16 @@ def test_data_key_rotation_and_policy(resources: dict[str, Any]) -> None:
     alarms = statements["CloudWatchAlarmsToEncryptedTopic"]
     assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert alarms["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    # Only alarms of this account and region may use the key (confused deputy).
+    alarm_arns = "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
+    assert alarms["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {"aws:SourceArn": {"Fn::Sub": alarm_arns}},
+    }
     for sid, statement in statements.items():
+        # Every service principal's grant is conditioned on this stack's account or resources.
+        if "Service" in statement["Principal"]:
+            assert statement.get("Condition"), sid
         assert statement["Effect"] == "Allow", sid
         assert statement["Principal"] != "*", sid
     assert props(resources, "DataKeyAlias")["TargetKeyId"] == {"Ref": "DataKey"}
@@ -636,18 +571,30 @@ def test_every_log_group_is_encrypted_with_retention(resources: dict[str, Any]) 
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_role_grants_exactly_the_expected_actions_on_own_resources(
-    resources: dict[str, Any], function: str
-) -> None:
-    grants: dict[str, set[str]] = {}
+def test_role_statements_are_plain_allows(resources: dict[str, Any], function: str) -> None:
     for statement in role_statements(resources, function):
         assert statement["Effect"] == "Allow"
-        assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}
         for action in as_list(statement["Action"]):
             assert "*" not in action, action
-            for resource in as_list(statement["Resource"]):
-                grants.setdefault(action, set()).add(canonical(resource))
-    assert grants == EXPECTED_GRANTS[function]
+
+
+def test_the_secret_read_of_the_downloaders_depends_on_media_auth(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    assert template["Conditions"]["MediaAuthOn"] == {"Fn::Equals": [{"Ref": "MediaAuth"}, "true"]}
+    policy = resources["MediaAuthSecretReadPolicy"]
+    assert policy["Condition"] == "MediaAuthOn"
+    assert policy["Properties"]["Roles"] == [
+        {"Ref": "ArchiveFunctionRole"},
+        {"Ref": "SweeperFunctionRole"},
+    ]
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    for role in ("ArchiveFunctionRole", "SweeperFunctionRole"):
+        (inline,) = props(resources, role)["Policies"]
+        actions = {a for s in inline["PolicyDocument"]["Statement"] for a in as_list(s["Action"])}
+        assert "secretsmanager:GetSecretValue" not in actions, role
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -674,15 +621,24 @@ def test_no_wildcard_resources_and_no_managed_policies_anywhere(
     assert not [
         k
         for k, v in resources.items()
-        if v["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::User"}
+        if v["Type"] in {"AWS::IAM::ManagedPolicy", "AWS::IAM::User"}
     ]
+    # Attached policies only to the functions' own roles, only where a parameter decides a grant.
+    for k, v in resources.items():
+        if v["Type"] == "AWS::IAM::Policy":
+            assert v.get("Condition"), k
+            assert set(v["Properties"]) == {"PolicyName", "Roles", "PolicyDocument"}, k
+            assert all(r["Ref"] in roles for r in v["Properties"]["Roles"]), k
     function_ids = set(FUNCTIONS)
     for function in FUNCTIONS:
         own_others = function_ids - {function}
         for statement in role_statements(resources, function):
             for resource in as_list(statement["Resource"]):
                 text = canonical(resource)
-                assert text != "*"
+                if text == "*":
+                    # Only an action that supports no resource type may name "*".
+                    assert as_list(statement["Action"]) == ["dynamodb:ListStreams"], statement
+                    continue
                 # A string resource must start from one of the stack's own resources.
                 if isinstance(resource, Mapping) and "Fn::Sub" in resource:
                     assert text.startswith("${") and not text.startswith("${AWS::"), text

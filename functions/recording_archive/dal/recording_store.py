@@ -20,8 +20,19 @@ Guarantees:
   (A Lambda killed by its timeout cannot run an abort: the bucket's lifecycle rule that aborts
   incomplete uploads after one day covers that case.)
 
-Permissions: s3:PutObject, s3:PutObjectTagging, s3:AbortMultipartUpload, s3:GetObject and
-s3:GetObjectTagging (412 path) on the keys; kms:GenerateDataKey and kms:Decrypt on the key.
+Versions: the bucket is versioned, and every request after the write names the version it is
+about. The SHA-256 tag of a multipart upload goes on the exact version `complete` returned, and
+the 412 path reads the tag of (or hashes, then tags) the version whose size its HeadObject just
+compared. Without VersionId these requests would act on whatever version is current at that
+moment: a version written in between (by anyone not using IfNoneMatch) would get our tag, or
+have its hash accepted for the size of another.
+
+Permissions (tests/infra/test_permissions.py checks them against the calls this module makes):
+s3:PutObject and s3:PutObjectTagging (put_object with tags, the multipart calls),
+s3:AbortMultipartUpload, s3:GetObject (HeadObject), and for the requests that carry a versionId
+s3:PutObjectVersionTagging, s3:GetObjectVersionTagging and s3:GetObjectVersion, on the keys;
+s3:ListBucket on the bucket (a missing key answers 404, not 403); kms:GenerateDataKey and
+kms:Decrypt on the key.
 """
 
 from __future__ import annotations
