@@ -450,7 +450,10 @@ def test_a_long_error_body_is_not_read_its_connection_is_closed(
         assert stream.read(10) == b"audio"
     assert len(media.requests) == 2
     assert media.connections == 2  # the 503's connection was dropped, not drained
-    assert media.bytes_sent["/r.mp3"] < size // 2  # only what the socket buffers took
+    # Only what the socket buffers took. The server thread records a chunk once its write
+    # returns: a write still blocked (or failed) when the client closed is not counted yet, so
+    # the key may be absent; a drained body would have counted nearly all of it by now.
+    assert media.bytes_sent.get("/r.mp3", 0) < size // 2
 
 
 def test_each_vetted_address_is_tried_in_turn(media: MediaServer, clock: FakeClock) -> None:
