@@ -84,7 +84,7 @@ bench: setup $(BUILD_DIR)/.built
 	$(RUNTIME_ENV) $(BIN)/python bench/run.py --build-dir $(BUILD_DIR) $(if $(QUICK),--quick)
 
 # Load, faults, hostile input and template checks against the local stack; the table is printed
-# and written to bench/reliability.json (QUICK=1: small sizes). tests/reliability/ is the subset
+# and written to reliability/results.json (QUICK=1: small sizes). tests/reliability/ is the subset
 # that `make test` runs.
 .PHONY: reliability
 reliability: setup tools

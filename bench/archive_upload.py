@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +56,9 @@ def child(args: argparse.Namespace) -> None:
     rss_after_imports_start = _proc_status("VmRSS")
     s3 = boto3.client("s3", endpoint_url=args.endpoint, region_name="us-east-1")
     if args.method == "archive":
-        from recording_archive.dal.media_source import MediaPolicy, MediaSource
-        from recording_archive.dal.recording_store import ObjectSpec, RecordingStore
+        from recording_archive.dal.media import MediaPolicy, MediaSource
+        from recording_archive.dal.recording_store import RecordingStore
+        from recording_archive.models.archive import ObjectSpec
 
         spec = ObjectSpec(BUCKET, args.key, "audio/mpeg", {"bench": "1"}, args.kms_key, OWNER)
         store_kwargs: dict[str, int] = {}
@@ -101,28 +101,6 @@ def child(args: argparse.Namespace) -> None:
 
 
 # --- parent ----------------------------------------------------------------------------------
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                r.read()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-        else:
-            return
-
-
 def _stored_sha256(s3: Any, key: str) -> str:
     import hashlib
 
@@ -153,9 +131,10 @@ def main() -> None:
     import boto3
 
     from tests.support.media_server import GeneratedBody
+    from tests.support.net import free_port, wait_http
 
     sizes = {"100mib": SIZES["100mib"]} if args.quick else SIZES
-    moto_port = _free_port()
+    moto_port = free_port()
     endpoint = f"http://127.0.0.1:{moto_port}"
     env = {
         **os.environ,
@@ -185,7 +164,7 @@ def main() -> None:
     try:
         assert media.stdout is not None
         media_url = media.stdout.readline().strip()
-        _wait_http(f"{endpoint}/moto-api/data.json")
+        wait_http(f"{endpoint}/moto-api/data.json")
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         kms = boto3.client("kms", endpoint_url=endpoint, region_name="us-east-1")
         kms_key = kms.create_key()["KeyMetadata"]["Arn"]

@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,28 +134,6 @@ def native_twin(build_dir: Path, function: str, python: str, variant: str, overl
     return dest
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                r.read()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-        else:
-            return
-
-
 def handler_item(event: dict[str, Any]) -> dict[str, Any]:
     """The typed item the callback handler writes for this event, built by the project's code."""
     from recording_archive.dal.events_table import serialize_item
@@ -173,23 +150,13 @@ def handler_item(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def signed_callback(media_url: str) -> dict[str, Any]:
-    from tests.support.http_events import form_body, http_event
-    from tests.support.plivo import recording_event, sdk_signature
+    from tests.support.callback_flow import signed_form_event
+    from tests.support.plivo import recording_event
 
     params = recording_event(
         "SessionRecordingCompleted", recording_url=f"{media_url}/small.mp3", duration="15"
     )
-    nonce = uuid.uuid4().hex
-    signature = sdk_signature(TOKEN, "POST", CALLBACK_URL, params, nonce)
-    return http_event(
-        "POST",
-        body=form_body(params),
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Plivo-Signature-V3": signature,
-            "X-Plivo-Signature-V3-Nonce": nonce,
-        },
-    )
+    return signed_form_event(params, TOKEN, url=CALLBACK_URL)
 
 
 class Bench:
@@ -202,12 +169,11 @@ class Bench:
 
     # -- servers and resources ----------------------------------------------------------------
     def start(self) -> None:
-        from recording_archive_cli.local_resources import (
-            create_local_resources,
-            function_environment,
-        )
+        from recording_archive_cli.local.functions import function_environment
+        from recording_archive_cli.local.resources import create_local_resources
+        from tests.support.net import free_port, wait_http
 
-        port = _free_port()
+        port = free_port()
         self.endpoint = f"http://127.0.0.1:{port}"
         base_env = {
             **os.environ,
@@ -240,7 +206,7 @@ class Bench:
         self.procs.append(media)
         assert media.stdout is not None
         self.media_url = media.stdout.readline().strip()
-        _wait_http(f"{self.endpoint}/moto-api/data.json")
+        wait_http(f"{self.endpoint}/moto-api/data.json")
         self.res = create_local_resources(self.endpoint, auth_tokens=[TOKEN], auth_id=AUTH_ID)
         child_env = {
             k: v for k, v in base_env.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))

@@ -1,4 +1,4 @@
-"""`python -m reliability`: run the suites, print the table, write bench/reliability.json.
+"""`python -m reliability`: run the suites, print the table, write reliability/results.json.
 
 Exit status 1 if any figure that must hold does not (a 5xx, a lost event, a recording archived
 other than once, a write from a rejected request, an outbound request to a refused host, a
@@ -26,7 +26,7 @@ from reliability.template_checks import template_suite
 from tests.support.media_server import MediaServer
 
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "bench" / "reliability.json"
+OUTPUT = ROOT / "reliability" / "results.json"
 SUITES = ("load", "faults", "hostile", "template")
 
 FULL = {
@@ -65,9 +65,10 @@ def machine() -> str:
 
 def run_load_suite(size: dict[str, Any]) -> dict[str, Any]:
     with MediaServer() as media, running_stack() as stack:
-        figures, secrets = load.run_load(
-            stack, media, sessions=size["sessions"], calls=size["calls"]
+        plan = load.plan_load(
+            sessions=size["sessions"], calls=size["calls"], media_base=media.base_url
         )
+        figures, secrets = load.run_load(stack, media, plan)
         logs = scan(stack.lines(), secrets)
     figures["log_lines_scanned"] = logs.lines
     figures["log_leaks"] = logs.count

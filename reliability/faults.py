@@ -22,13 +22,14 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reliability.callbacks import Callback, Recording, Sender, prepare, session_callbacks
+from recording_archive_cli.plivo_sim import Callback, Recording, random_session
+from reliability.callbacks import Sender, prepare
 from reliability.logscan import Secrets
-from reliability.stack import Stack, env_args, running_stack, wait_until
-from reliability.tcp_proxy import FaultProxy
+from reliability.stack import Stack, env_args, running_stack
 from tests.support.media_server import (
     GeneratedBody,
     MediaServer,
@@ -38,9 +39,22 @@ from tests.support.media_server import (
     Truncate,
     WrongLength,
 )
-from tests.support.moto_server import free_port
+from tests.support.net import free_port, wait_until
+from tests.support.tcp_proxy import FaultProxy
 
 MiB = 1024 * 1024
+
+
+@dataclass
+class Rig:
+    """What every fault suite works with: the stack, the proxy in front of its AWS, the media
+    server, a seeded random source and the secrets to look for in the logs."""
+
+    stack: Stack
+    proxy: FaultProxy
+    media: MediaServer
+    rng: random.Random
+    secrets: Secrets
 
 
 def fault_stack_args(proxy_url: str) -> list[str]:
@@ -59,16 +73,7 @@ def fault_stack_args(proxy_url: str) -> list[str]:
 
 
 def item(stack: Stack, session: str, seq: int) -> dict[str, Any]:
-    result: dict[str, Any] = (
-        stack.client("dynamodb")
-        .get_item(
-            TableName=stack.table,
-            Key={"SessionUUID": {"S": session}, "SequenceNumber": {"N": str(seq)}},
-            ConsistentRead=True,
-        )
-        .get("Item", {})
-    )
-    return result
+    return stack.item(session, seq)
 
 
 def gave_up(stack: Stack) -> int:
@@ -159,7 +164,7 @@ def served_sessions(
     cbs: list[Callback] = []
     recordings: list[Recording] = []
     while len(cbs) < count:
-        more, recs, numbers = session_callbacks(
+        more, recs, numbers = random_session(
             rng, calls=1, media_base=media.base_url, failed_rate=0.0
         )
         secrets.add_phones(numbers)
@@ -171,16 +176,8 @@ def served_sessions(
 
 
 # --- 1. the table refusing, then stalling, writes -----------------------------------------
-def table_outage(
-    stack: Stack,
-    proxy: FaultProxy,
-    media: MediaServer,
-    rng: random.Random,
-    secrets: Secrets,
-    *,
-    per_phase: int = 10,
-    stalled: int = 2,
-) -> dict[str, Any]:
+def table_outage(rig: Rig, *, per_phase: int = 10, stalled: int = 2) -> dict[str, Any]:
+    stack, proxy, media, rng, secrets = rig.stack, rig.proxy, rig.media, rig.rng, rig.secrets
     sender = Sender(stack.callback_url)
     phases = [("pass", per_phase), ("refuse", per_phase), ("stall", stalled), ("pass", per_phase)]
     sent: list[Callback] = []
@@ -254,15 +251,12 @@ MEDIA_FAULTS: dict[str, tuple[int, list[Any]]] = {
 }
 
 
-def media_faults(
-    stack: Stack, media: MediaServer, rng: random.Random, secrets: Secrets
-) -> dict[str, Any]:
+def media_faults(rig: Rig) -> dict[str, Any]:
+    stack, media, rng, secrets = rig.stack, rig.media, rig.rng, rig.secrets
     sender = Sender(stack.callback_url)
     cases: dict[str, tuple[Recording, GeneratedBody]] = {}
     for name, (size, faults) in MEDIA_FAULTS.items():
-        cbs, recs, numbers = session_callbacks(
-            rng, calls=1, media_base=media.base_url, failed_rate=0
-        )
+        cbs, recs, numbers = random_session(rng, calls=1, media_base=media.base_url, failed_rate=0)
         secrets.add_phones(numbers)
         rec = recs[0]
         body = GeneratedBody(size, rec.seed)
@@ -329,14 +323,13 @@ def media_faults(
 
 
 # --- 3. SIGKILL of the archiving worker mid multipart upload ------------------------------
-def kill_mid_upload(
-    stack: Stack, media: MediaServer, rng: random.Random, secrets: Secrets, *, size_mib: int = 48
-) -> dict[str, Any]:
+def kill_mid_upload(rig: Rig, *, size_mib: int = 48) -> dict[str, Any]:
+    stack, media, rng, secrets = rig.stack, rig.media, rig.rng, rig.secrets
     s3 = stack.client("s3")
     before = {
         u["UploadId"] for u in s3.list_multipart_uploads(Bucket=stack.bucket).get("Uploads", [])
     }
-    cbs, recs, numbers = session_callbacks(rng, calls=1, media_base=media.base_url, failed_rate=0)
+    cbs, recs, numbers = random_session(rng, calls=1, media_base=media.base_url, failed_rate=0)
     secrets.add_phones(numbers)
     rec = recs[0]
     body = GeneratedBody(size_mib * MiB, rec.seed)
@@ -397,17 +390,16 @@ def kill_mid_upload(
 
 
 # --- 4. a stream batch in which one record fails ------------------------------------------
-def partial_batch(
-    stack: Stack, media: MediaServer, rng: random.Random, secrets: Secrets
-) -> dict[str, Any]:
+def partial_batch(rig: Rig) -> dict[str, Any]:
     """ArchiveFunction's handler on one stream batch of 4 Completed records, the second of
     which cannot be downloaded: only that one is reported; the others are archived once."""
+    stack, media, rng, secrets = rig.stack, rig.media, rig.rng, rig.secrets
     sender = Sender(stack.callback_url)
     recs: list[Recording] = []
     bodies: dict[str, GeneratedBody] = {}
     baseline = gave_up(stack)
     for i in range(4):
-        cbs, rs, numbers = session_callbacks(rng, calls=1, media_base=media.base_url, failed_rate=0)
+        cbs, rs, numbers = random_session(rng, calls=1, media_base=media.base_url, failed_rate=0)
         secrets.add_phones(numbers)
         rec = rs[0]
         body = GeneratedBody(4096 + i, rec.seed)
@@ -487,16 +479,7 @@ def partial_batch(
 PUT_ITEM = b"DynamoDB_20120810.PutItem"  # the X-Amz-Target header of a PutItem request
 
 
-def lost_answers(
-    stack: Stack,
-    proxy: FaultProxy,
-    media: MediaServer,
-    rng: random.Random,
-    secrets: Secrets,
-    *,
-    count: int = 10,
-    all_lost: int = 2,
-) -> dict[str, Any]:
+def lost_answers(rig: Rig, *, count: int = 10, all_lost: int = 2) -> dict[str, Any]:
     """The callback function's PutItem reaches the table and is applied; its answer is lost on
     the way back (the proxy resets the connection). What the function then writes again meets
     its own item and must be a duplicate: never a conflict, never a 5xx, stored once.
@@ -506,6 +489,7 @@ def lost_answers(
     drain then meets the item (a duplicate). Then `count` callbacks lose only the first answer:
     with an SDK that retries, the retry meets the item (answered "duplicate"); with one attempt
     per write, the same as above ("queued", then drained as a duplicate)."""
+    stack, proxy, media, rng, secrets = rig.stack, rig.proxy, rig.media, rig.rng, rig.secrets
     sender = Sender(stack.callback_url)
     log_start = len(stack.lines())
     lost_start = proxy.answers_lost
@@ -621,23 +605,20 @@ def run_faults(
     try:
         with running_stack(*fault_stack_args(proxy.url), aws_port=aws_port) as stack:
             secrets.tokens.add(stack.token)
+            rig = Rig(stack, proxy, media, rng, secrets)
             if "table" in include:
-                figures["table_outage"] = table_outage(
-                    stack, proxy, media, rng, secrets, per_phase=per_phase, stalled=stalled
-                )
+                figures["table_outage"] = table_outage(rig, per_phase=per_phase, stalled=stalled)
             if "media" in include:
-                figures["media"] = media_faults(stack, media, rng, secrets)
+                figures["media"] = media_faults(rig)
                 extra_lines += figures["media"].pop("sweep_log_lines")
             if "kill" in include:
-                figures["kill_mid_upload"] = kill_mid_upload(
-                    stack, media, rng, secrets, size_mib=kill_size_mib
-                )
+                figures["kill_mid_upload"] = kill_mid_upload(rig, size_mib=kill_size_mib)
                 extra_lines += figures["kill_mid_upload"].pop("sweep_log_lines")
             if "batch" in include:
-                figures["partial_batch"] = partial_batch(stack, media, rng, secrets)
+                figures["partial_batch"] = partial_batch(rig)
                 extra_lines += figures["partial_batch"].pop("log_lines")
             if "lost_answer" in include:
-                figures["lost_answer"] = lost_answers(stack, proxy, media, rng, secrets, count=lost)
+                figures["lost_answer"] = lost_answers(rig, count=lost)
             extra_lines += stack.lines()
     finally:
         proxy.stop()

@@ -31,10 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result: Any
     if args.what == "sweep":
-        from recording_archive.handlers import sweeper
+        from recording_archive.handlers import sweeper, wiring
         from recording_archive.observability import metrics
 
-        settings, store, archiver = sweeper._defaults()
+        settings, store, archiver = wiring.sweeper_collaborators()
         result = metrics.log_metrics(
             lambda _e, _c: sweeper.sweep(
                 settings, store, archiver, now=time.time() + args.now_offset

@@ -21,19 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reliability.callbacks import (
-    Callback,
-    Prepared,
-    Recording,
-    Result,
-    Sender,
-    percentile,
-    prepare,
-    session_callbacks,
-)
+from recording_archive_cli.plivo_sim import Callback, Prepared, Recording, random_session
+from reliability.callbacks import Result, Sender, percentile, prepare
 from reliability.logscan import Secrets
-from reliability.stack import Stack, wait_until
+from reliability.stack import Stack
 from tests.support.media_server import GeneratedBody, MediaServer
+from tests.support.net import wait_until
 
 MiB = 1024 * 1024
 LARGE_MIB = (12, 40)  # above PART_SIZE_MIB (default 10): uploaded in 2-8 parts
@@ -46,6 +39,9 @@ class LoadPlan:
     sends: list[Callback]  # what is sent, duplicates included, in send order
     secrets: Secrets = field(default_factory=Secrets)
     large: set[str] = field(default_factory=set)  # paths of the multipart-sized recordings
+    sessions: int = 0
+    concurrency: int = 8  # senders at once
+    archive_timeout: float = 600.0  # seconds to wait for every recording after the last answer
 
 
 def plan_load(
@@ -67,7 +63,7 @@ def plan_load(
         method, ctype = (
             ("GET", "form") if i % 10 == 9 else ("POST", "json" if i % 10 == 8 else "form")
         )
-        cbs, recs, numbers = session_callbacks(
+        cbs, recs, numbers = random_session(
             rng,
             calls=calls,
             media_base=media_base,
@@ -86,7 +82,7 @@ def plan_load(
     sends = list(callbacks)
     sends += [c for c in callbacks if rng.random() < duplicate_rate]
     rng.shuffle(sends)
-    return LoadPlan(callbacks, recordings, sends, secrets, large)
+    return LoadPlan(callbacks, recordings, sends, secrets, large, sessions)
 
 
 def send_all(
@@ -133,7 +129,6 @@ def audit_recordings(
     each of the `large` ones (paths) a multipart object (S3's ETag of a multipart upload ends
     in "-<number of parts>")."""
     s3 = stack.client("s3")
-    ddb = stack.client("dynamodb")
     versions: Counter[str] = Counter()
     kwargs: dict[str, Any] = {"Bucket": stack.bucket, "Prefix": "recordings/"}
     for _ in range(100_000):
@@ -148,14 +143,7 @@ def audit_recordings(
     ok, problems = 0, []
     large_ok, multipart_objects = 0, 0
     for rec in recordings:
-        item = ddb.get_item(
-            TableName=stack.table,
-            Key={
-                "SessionUUID": {"S": rec.session_uuid},
-                "SequenceNumber": {"N": str(rec.sequence)},
-            },
-            ConsistentRead=True,
-        ).get("Item", {})
+        item = stack.item(rec.session_uuid, rec.sequence)
         status = item.get("ArchiveStatus", {}).get("S")
         key = item.get("ArchiveKey", {}).get("S", "")
         body = bodies[rec.path]
@@ -199,42 +187,16 @@ def audit_recordings(
 
 
 def archived_count(stack: Stack, recordings: Sequence[Recording]) -> int:
-    ddb = stack.client("dynamodb")
     n = 0
     for rec in recordings:
-        item = ddb.get_item(
-            TableName=stack.table,
-            Key={
-                "SessionUUID": {"S": rec.session_uuid},
-                "SequenceNumber": {"N": str(rec.sequence)},
-            },
-            ProjectionExpression="ArchiveStatus",
-            ConsistentRead=True,
-        ).get("Item", {})
+        item = stack.item(rec.session_uuid, rec.sequence, projection="ArchiveStatus")
         n += item.get("ArchiveStatus", {}).get("S") == "ARCHIVED"
     return n
 
 
-def run_load(
-    stack: Stack,
-    media: MediaServer,
-    *,
-    sessions: int,
-    calls: int,
-    concurrency: int = 8,
-    duplicate_rate: float = 0.2,
-    large_share: float = 0.05,
-    archive_timeout: float = 600.0,
-    seed: int = 20261120,
-) -> tuple[dict[str, Any], Secrets]:
-    plan = plan_load(
-        sessions=sessions,
-        calls=calls,
-        media_base=media.base_url,
-        duplicate_rate=duplicate_rate,
-        large_share=large_share,
-        seed=seed,
-    )
+def run_load(stack: Stack, media: MediaServer, plan: LoadPlan) -> tuple[dict[str, Any], Secrets]:
+    """Send `plan` (plan_load, on `media.base_url`), wait for the archive, count and audit."""
+    concurrency, archive_timeout = plan.concurrency, plan.archive_timeout
     bodies: dict[str, GeneratedBody] = {}
     for rec in plan.recordings:
         bodies[rec.path] = media.add(rec.path, GeneratedBody(rec.size, rec.seed))  # type: ignore[assignment]
@@ -264,7 +226,7 @@ def run_load(
     unique_keys = {c.key for c in plan.callbacks}
     media_gets = Counter(r.path for r in media.requests)
     figures = {
-        "sessions": sessions,
+        "sessions": plan.sessions,
         "unique_events": len(plan.callbacks),
         "callbacks_sent": len(plan.sends),
         "duplicates_sent": len(plan.sends) - len(plan.callbacks),

@@ -15,7 +15,8 @@ import contextlib
 import io
 from typing import Any
 
-from reliability.hostile import TOKEN, capture_logs, handler_harness, log_lines
+from reliability.hostile.handler_suites import capture_logs, log_lines
+from reliability.hostile.harness import TOKEN, handler_harness
 from reliability.logscan import scan
 from tests.support import signed_fuzz as sf
 

@@ -3,15 +3,15 @@ from it: the local AWS (boto3 clients), the functions' worker processes, every o
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from functools import cached_property
 from typing import Any
 
 import boto3
 
-from tests.e2e.conftest import LocalStackProcess, alive, descendants, start_local, stop_tree
+from tests.support.local_stack import LocalStackProcess, start_local, stop_tree
+from tests.support.processes import worker_pids
 
 TOKEN = "reliability-auth-token-5f0c2a9e"  # noqa: S105 - a local-only test token
 REGION = "us-east-1"
@@ -22,11 +22,11 @@ class Stack:
 
     def __init__(self, proc: LocalStackProcess) -> None:
         self.proc = proc
-        ready = proc.wait_for(lambda line: line.startswith("ready:"))
-        self.table = ready.split("| table ", 1)[1].split(" ", 1)[0]
-        self.bucket = ready.split("| bucket ", 1)[1].split(" ", 1)[0]
-        self.callback_url = proc.callback_url
-        self.endpoint = proc.endpoint
+        # The stack's machine-readable ready file (read by start_local), not its console line.
+        self.table: str = proc.ready["table"]
+        self.bucket: str = proc.ready["bucket"]
+        self.callback_url: str = proc.ready["callback_url"]
+        self.endpoint: str = proc.ready["aws_endpoint_url"]
         self.token = proc.token
 
     def client(self, service: str) -> Any:
@@ -45,16 +45,24 @@ class Stack:
 
     def worker_pids(self, logical_id: str) -> list[int]:
         """Live worker processes of one function (found by their --function-name argument)."""
-        wanted = f"local-{logical_id}".encode()
-        found = []
-        for pid in descendants(self.proc.proc.pid):
-            try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"recording_archive_cli.lambda_worker" in argv and wanted in argv and alive(pid):
-                found.append(pid)
-        return found
+        return worker_pids(self.proc.proc.pid, logical_id)
+
+    @cached_property
+    def ddb(self) -> Any:
+        """One DynamoDB client for the many reads of a suite (boto3 clients are thread-safe)."""
+        return self.client("dynamodb")
+
+    def item(self, session: str, seq: int, projection: str | None = None) -> dict[str, Any]:
+        """One item of the events table (consistent read; {} when there is none)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"SessionUUID": {"S": session}, "SequenceNumber": {"N": str(seq)}},
+            "ConsistentRead": True,
+        }
+        if projection:
+            kwargs["ProjectionExpression"] = projection
+        result: dict[str, Any] = self.ddb.get_item(**kwargs).get("Item", {})
+        return result
 
     def items(self) -> list[dict[str, Any]]:
         """Every item of the events table (consistent scan)."""
@@ -75,7 +83,7 @@ def start_stack(*extra: str, aws_port: int | None = None, verbose: bool = True) 
     proc = start_local(*flags, token=TOKEN, aws_port=aws_port)
     try:
         return Stack(proc)
-    except (IndexError, AssertionError):  # a ready line this code cannot read
+    except KeyError:  # a ready file without a key this code reads
         stop_tree(proc)
         raise
 
@@ -87,17 +95,6 @@ def running_stack(*extra: str, aws_port: int | None = None) -> Iterator[Stack]:
         yield stack
     finally:
         stop_tree(stack.proc)
-
-
-def wait_until(predicate: Any, timeout: float, interval: float = 0.5) -> bool:
-    """Poll `predicate()` until true or `timeout` seconds have passed (bounded)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def env_args(pairs: Sequence[tuple[str, str, str]]) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recording_archive_cli import aws_call_log
+from recording_archive_cli.local import aws_call_log
 from tests.support.moto_server import reset_moto, running_moto_server
 
 # No test may ever reach a real AWS account: dummy credentials, a fixed region, and no profile.

@@ -1,8 +1,9 @@
 """`recording-archive`: the command-line entry point.
 
-Each command lives in its own module, which exposes `register(subparsers)`: it adds its
-subparser and sets `func` (a function of the parsed arguments returning the exit status) with
-`set_defaults`. Adding a command is adding its module to `COMMAND_MODULES`.
+Each command group lives in its own module under `commands/`, which exposes
+`register(subparsers)`: it adds its subparser and sets `func` (a function of the parsed
+arguments returning the exit status) with `set_defaults`. Adding a command is adding its module
+to `COMMAND_MODULES`.
 
 Errors the user can fix are one line on stderr and a non-zero exit status, never a traceback:
 `CLIError`, an unreadable template (`TemplateError`), a local resource problem and `OSError`.
@@ -19,10 +20,13 @@ from recording_archive_cli.errors import CLIError
 
 PROG = "recording-archive"
 COMMAND_MODULES: list[str] = [
-    "recording_archive_cli.local_stack",
-    "recording_archive_cli.simulate",
-    "recording_archive_cli.ops_commands",
-    "recording_archive_cli.reconcile_cmd",
+    "recording_archive_cli.commands.local",
+    "recording_archive_cli.commands.simulate",
+    "recording_archive_cli.commands.sessions",
+    "recording_archive_cli.commands.recordings",
+    "recording_archive_cli.commands.verify",
+    "recording_archive_cli.commands.reconcile",
+    "recording_archive_cli.commands.purge_source",
 ]
 
 
@@ -42,8 +46,8 @@ def _error(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from recording_archive_cli.cfn import TemplateError
-    from recording_archive_cli.local_resources import LocalResourceError
+    from recording_archive_cli.local.intrinsics import LocalResourceError
+    from recording_archive_cli.local.template import TemplateError
 
     args = build_parser().parse_args(argv)
     try:

@@ -25,12 +25,21 @@ import boto3
 import pytest
 
 from recording_archive.logic.archive_recording import ABANDONED_ERROR
-from recording_archive_cli.cfn import load_template
-from recording_archive_cli.event_sources import function_setting
-from tests.e2e.conftest import LocalStackProcess, descendants, start_local, stop_tree
-from tests.e2e.test_local_stack import bucket_name, ddb, post, table_name
+from recording_archive_cli.local.functions import function_setting
+from recording_archive_cli.local.template import load_template
+from tests.support.local_stack import (
+    LocalStackProcess,
+    bucket_name,
+    ddb,
+    post,
+    start_local,
+    stop_tree,
+    table_name,
+)
 from tests.support.media_server import GeneratedBody, MediaServer, Stall
+from tests.support.net import wait_until
 from tests.support.plivo import AUTH_ID, recording_event
+from tests.support.processes import worker_pids
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -45,12 +54,6 @@ SETTINGS = {
 }
 SWEEPER_SETTINGS = {"SWEEP_GRACE_SECONDS": "0", "SWEEP_MAX_ATTEMPTS": "2"}
 WAIT_SECONDS = 60.0
-
-
-@pytest.fixture(scope="module")
-def media() -> Iterator[MediaServer]:
-    with MediaServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -117,11 +120,8 @@ def _item(stack: LocalStackProcess, session: str) -> dict[str, Any]:
 
 
 def _wait(what: str, check: Callable[[], bool], stack: LocalStackProcess) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {WAIT_SECONDS:g} s\n{stack.output()}")
-        time.sleep(0.1)
+    if not wait_until(check, WAIT_SECONDS, interval=0.1):
+        raise AssertionError(f"{what}: not within {WAIT_SECONDS:g} s\n{stack.output()}")
 
 
 def _uploads(stack: LocalStackProcess, key_suffix: str) -> int:
@@ -137,17 +137,7 @@ def _attempts(stack: LocalStackProcess, session: str) -> int:
 
 def _worker_pid(stack: LocalStackProcess, logical_id: str) -> int | None:
     """The execution environment of one function among the stack's processes, if running."""
-    for pid in descendants(stack.proc.pid):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if (
-            b"recording_archive_cli.lambda_worker" in argv
-            and f"local-{logical_id}".encode() in argv
-        ):
-            return pid
-    return None
+    return next(iter(worker_pids(stack.proc.pid, logical_id)), None)
 
 
 def _failed_with_the_alarm(stack: LocalStackProcess, session: str, failed_before: int) -> None:

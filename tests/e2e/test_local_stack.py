@@ -9,11 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-import time
+import subprocess
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -21,59 +20,24 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 
-from tests.e2e.conftest import (
+from tests.support.local_stack import (
     TOKEN,
     LocalStackProcess,
-    alive,
-    descendants,
+    bucket_name,
+    ddb,
+    post,
     run_cli,
     start_local,
+    table_name,
 )
 from tests.support.media_server import MediaServer, wav_body
-from tests.support.plivo import AUTH_ID, recording_event, sdk_signature
+from tests.support.net import free_port, wait_until
+from tests.support.plivo import AUTH_ID, recording_event
+from tests.support.processes import alive, descendants, lambda_workers
 
 pytestmark = pytest.mark.e2e
 
 ARCHIVE_SECONDS = 30.0
-
-
-@pytest.fixture(scope="module")
-def media() -> Iterator[MediaServer]:
-    with MediaServer() as server:
-        yield server
-
-
-def ddb(stack: LocalStackProcess) -> Any:
-    return boto3.client("dynamodb", endpoint_url=stack.endpoint, region_name="us-east-1")
-
-
-def post(
-    stack: LocalStackProcess,
-    params: dict[str, str],
-    *,
-    token: str = TOKEN,
-    signed: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, Any]]:
-    """POST `params` form-encoded, signed over `signed` (default: the same params)."""
-    nonce = str(uuid.uuid4().int)[:20]
-    signature = sdk_signature(token, "POST", stack.callback_url, signed or params, nonce)
-    request = urllib.request.Request(
-        stack.callback_url,
-        data=urlencode(params).encode(),
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Plivo-Signature-V3": signature,
-            "X-Plivo-Signature-V3-Nonce": nonce,
-            **(headers or {}),
-        },
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
 
 
 def session_items(stack: LocalStackProcess, session_uuid: str) -> list[dict[str, Any]]:
@@ -86,20 +50,11 @@ def session_items(stack: LocalStackProcess, session_uuid: str) -> list[dict[str,
     return items
 
 
-def table_name(stack: LocalStackProcess) -> str:
-    ready = stack.wait_for(lambda line: line.startswith("ready:"))
-    return ready.split("| table ", 1)[1].split(" ", 1)[0]
-
-
-def bucket_name(stack: LocalStackProcess) -> str:
-    ready = stack.wait_for(lambda line: line.startswith("ready:"))
-    return ready.split("| bucket ", 1)[1].split(" ", 1)[0]
-
-
 def wait_archived(stack: LocalStackProcess, session_uuid: str, seq: int) -> dict[str, Any]:
-    deadline = time.monotonic() + ARCHIVE_SECONDS
     item: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    def archived() -> bool:
+        nonlocal item
         item = (
             ddb(stack)
             .get_item(
@@ -109,9 +64,10 @@ def wait_archived(stack: LocalStackProcess, session_uuid: str, seq: int) -> dict
             )
             .get("Item", {})
         )
-        if item.get("ArchiveStatus", {}).get("S") == "ARCHIVED":
-            return item
-        time.sleep(0.25)
+        return item.get("ArchiveStatus", {}).get("S") == "ARCHIVED"
+
+    if wait_until(archived, ARCHIVE_SECONDS, interval=0.25):
+        return item
     raise AssertionError(f"not archived in {ARCHIVE_SECONDS} s: {item}\n{stack.output()}")
 
 
@@ -123,6 +79,24 @@ def test_ready_line_names_everything(local_stack: LocalStackProcess) -> None:
     assert "| bucket local-" in ready
     assert "token from $PLIVO_AUTH_TOKEN" in ready
     assert TOKEN not in local_stack.output()  # a token from the environment is never printed
+
+
+def test_ready_file_is_written_when_ready_and_removed_on_stop(tmp_path: Path) -> None:
+    path = tmp_path / "ready.json"
+    stack = start_local("--no-demo", "--ready-file", str(path))
+    try:
+        info = json.loads(path.read_text())
+        assert info["pid"] == stack.proc.pid
+        assert info["callback_url"] == stack.callback_url
+        assert info["aws_endpoint_url"] == stack.endpoint
+        assert (info["port"], info["aws_port"]) == (stack.port, stack.aws_port)
+        assert info["table"].startswith("local-")
+        assert info["bucket"].startswith("local-")
+        assert info["auth_token_source"] == "env:PLIVO_AUTH_TOKEN"
+        assert TOKEN not in path.read_text()
+    finally:
+        assert stack.stop(signal.SIGTERM) == 0
+    assert not path.exists()
 
 
 def test_signed_callbacks_are_stored_and_the_recording_archived(
@@ -216,13 +190,10 @@ def test_unsigned_callback_is_401_and_unknown_route_404(local_stack: LocalStackP
 
 def test_each_function_runs_with_its_own_environment(local_stack: LocalStackProcess) -> None:
     environments: dict[str, dict[str, str]] = {}
-    for pid in descendants(local_stack.proc.pid):
+    for pid, cmdline in lambda_workers(local_stack.proc.pid).items():
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             raw = Path(f"/proc/{pid}/environ").read_bytes()
         except OSError:
-            continue
-        if b"recording_archive_cli.lambda_worker" not in cmdline:
             continue
         handler = cmdline[cmdline.index(b"--handler") + 1].decode()
         environments[handler.split(".")[-2]] = dict(
@@ -280,31 +251,19 @@ def test_simulate_with_a_wrong_token_fails(local_stack: LocalStackProcess) -> No
     assert "2 of 2 callbacks were not answered 200" in result.stdout
 
 
-def test_second_instance_on_the_same_ports_fails_cleanly(local_stack: LocalStackProcess) -> None:
-    result = run_cli(
-        "local",
-        "--no-demo",
-        "--port",
-        str(local_stack.port),
-        "--aws-port",
-        str(local_stack.aws_port),
-        timeout=30,
+def second_local(port: int, aws_port: int) -> subprocess.CompletedProcess[str]:
+    return run_cli(
+        "local", "--no-demo", "--port", str(port), "--aws-port", str(aws_port), timeout=30
     )
+
+
+def test_second_instance_on_the_same_ports_fails_cleanly(local_stack: LocalStackProcess) -> None:
+    result = second_local(local_stack.port, local_stack.aws_port)
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{local_stack.port}" in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    from tests.support.moto_server import free_port
-
-    result = run_cli(
-        "local",
-        "--no-demo",
-        "--port",
-        str(free_port()),
-        "--aws-port",
-        str(local_stack.aws_port),
-        timeout=30,
-    )
+    result = second_local(free_port(), local_stack.aws_port)
     assert result.returncode == 1
     assert f"port {local_stack.aws_port} on 127.0.0.1 is already in use" in result.stderr
     assert "Traceback" not in result.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import TOKEN, run_cli, start_local
+from tests.support.local_stack import TOKEN, run_cli, start_local
 from tests.support.media_server import MediaServer, wav_body
 from tests.support.plivo import AUTH_ID
 from tests.support.tls import LocalCA

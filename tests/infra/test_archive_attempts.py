@@ -18,8 +18,8 @@ from recording_archive.logic.archive_recording import (
     DEFAULT_STOP_MARGIN_SECONDS,
     LAMBDA_MAX_TIMEOUT_SECONDS,
 )
-from recording_archive_cli.cfn import load_template
-from recording_archive_cli.event_sources import function_setting
+from recording_archive_cli.local.functions import function_setting
+from recording_archive_cli.local.template import load_template
 
 TEMPLATE = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
 ARCHIVING = ("ArchiveFunction", "SweeperFunction", "ReconcileFunction")

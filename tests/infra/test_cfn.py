@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from recording_archive_cli import cfn
-from recording_archive_cli.cfn import TemplateError, load_template, parse_template
+from recording_archive_cli.local import template as cfn
+from recording_archive_cli.local.template import TemplateError, load_template, parse_template
 
 ROOT = Path(__file__).resolve().parents[2]
 

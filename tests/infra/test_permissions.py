@@ -1,7 +1,7 @@
 """Least privilege from the calls the code really makes (issue 12).
 
 The conftest records every AWS call a handler makes while the tests run, in this process and in
-`recording-archive local`'s workers (cli/recording_archive_cli/aws_call_log.py).
+`recording-archive local`'s workers (cli/recording_archive_cli/local/aws_call_log.py).
 `test_recorded_calls_are_allowed_by_each_role` runs after every other test (tests/conftest.py
 reorders it) and checks each call, plus what Lambda itself does with the role (logs, the event
 source mappings, the on-failure destination), against the function's role in template.yaml
@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from recording_archive_cli import aws_call_log
-from recording_archive_cli.cfn import load_template
+from recording_archive_cli.local import aws_call_log
+from recording_archive_cli.local.template import load_template
 from tests.support import iam_policy
 from tests.support.iam_policy import (
     ACCOUNT,
@@ -75,7 +75,7 @@ JUSTIFIED_UNUSED: dict[tuple[str, str], str] = {
     ("FallbackDrainFunction", "kms:GenerateDataKey"): "writes to the KMS-encrypted table",
 }
 
-# Local resource names as the integration fixtures create them (local_resources.py).
+# Local resource names as the integration fixtures create them (local/resources.py).
 LOCAL = {
     "EVENTS_TABLE_NAME": "local-EventsTable",
     "ARCHIVE_BUCKET_NAME": "local-archivebucket",

@@ -4,6 +4,9 @@ The template is read with the project's own CloudFormation loader (short tags in
 each role grants is checked against the calls the code really makes in test_permissions.py; here,
 the roles' shape: each function has its own role, no managed policy, and every resource is one of
 the stack's own.
+
+One module (over 500 lines): every assertion reads the same loaded template; the permission
+checks proper are in test_permissions.py.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from typing import Any
 import pytest
 
 from recording_archive import config, observability
-from recording_archive_cli.cfn import load_template
-from recording_archive_cli.local_resources import stream_filter_patterns
+from recording_archive_cli.local.filters import stream_filter_patterns
+from recording_archive_cli.local.intrinsics import references
+from recording_archive_cli.local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -98,24 +102,6 @@ def role_statements(resources: Mapping[str, Any], function: str) -> Iterator[dic
             # parameter decides is an AWS::IAM::Policy resource with a Condition.
             assert "Fn::If" not in statement, statement
             yield statement
-
-
-def references(value: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(value, list):
-        for v in value:
-            found |= references(v)
-    elif isinstance(value, Mapping):
-        for key, arg in value.items():
-            if key == "Ref":
-                found.add(arg)
-            elif key == "Fn::GetAtt":
-                found.add(arg[0])
-            elif key == "Fn::Sub":
-                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", arg)}
-            else:
-                found |= references(arg)
-    return found
 
 
 # --------------------------------------------------------------------------------------------

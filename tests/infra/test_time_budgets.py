@@ -26,8 +26,8 @@ from recording_archive import time_budgets
 from recording_archive.dal import aws
 from recording_archive.dal.aws import ClientBudget, budget_of
 from recording_archive.time_budgets import PATHS, DeadlinePath, StaticPath
-from recording_archive_cli.cfn import load_template
-from recording_archive_cli.event_sources import function_setting
+from recording_archive_cli.local.functions import function_setting
+from recording_archive_cli.local.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")

@@ -1,48 +1,33 @@
-"""Integration fixtures: the stack's resources created in moto from template.yaml itself."""
+"""Integration fixtures: the stack's resources created in moto from template.yaml itself.
+
+Helpers shared with other suites (tokens, `set_secret`, `scan_items`) live in
+tests/support/moto_resources.py.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
-import boto3
 import pytest
 
-from recording_archive import config
-from recording_archive.dal import aws as aws_clients
-from recording_archive_cli.local_resources import (
-    LocalResources,
-    create_local_resources,
-    function_environment,
-)
+from recording_archive.handlers import wiring
+from recording_archive_cli.local.functions import function_environment
+from recording_archive_cli.local.resources import LocalResources, create_local_resources
 from tests.support.lambda_context import FakeLambdaContext
-
-TOKEN = "test-auth-token-0123456789abcdef"
-SECOND_TOKEN = "subaccount-token-fedcba9876543210"
-
-
-def clear_caches() -> None:
-    aws_clients.reset_clients()
-    for fn in (
-        config.callback_settings,
-        config.table_settings,
-        config.archive_settings,
-        config.sweeper_settings,
-    ):
-        fn.cache_clear()
-    from aws_lambda_powertools.utilities import parameters
-
-    from recording_archive.handlers import fallback_drain, recording_callback
-
-    parameters.clear_caches()
-    recording_callback.default_dependencies.cache_clear()
-    recording_callback._deps = None
-    fallback_drain.default_store.cache_clear()
+from tests.support.media_server import MediaServer
+from tests.support.moto_resources import SECOND_TOKEN, TOKEN
 
 
 @pytest.fixture
 def resources(aws: str) -> LocalResources:
     return create_local_resources(aws, auth_tokens=[TOKEN, SECOND_TOKEN])
+
+
+@pytest.fixture
+def media() -> Iterator[MediaServer]:
+    """A loopback media server (recordings the test adds), for one test."""
+    with MediaServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -58,20 +43,9 @@ def function_env(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> 
         env = function_environment(logical_id, resources, overrides=overrides)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        clear_caches()
+        wiring.reset()
         return env
 
-    clear_caches()
+    wiring.reset()
     yield apply
-    clear_caches()
-
-
-def set_secret(resources: LocalResources, value: dict[str, object]) -> None:
-    sm = boto3.client("secretsmanager", endpoint_url=resources.endpoint_url)
-    sm.put_secret_value(SecretId=resources.secret_arn, SecretString=json.dumps(value))
-    clear_caches()
-
-
-def scan_items(resources: LocalResources) -> list[dict[str, object]]:
-    ddb = boto3.client("dynamodb", endpoint_url=resources.endpoint_url)
-    return ddb.scan(TableName=resources.table_name, ConsistentRead=True)["Items"]
+    wiring.reset()

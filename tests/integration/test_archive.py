@@ -3,6 +3,8 @@
 Everything runs for real: the callback handler writes the table in moto, the stream records come
 from moto's DynamoDB Streams, filtered by the template's own FilterCriteria, and the media comes
 over HTTP from a scripted server on loopback.
+
+One module (over 500 lines): the cases share one harness (resources, stream records, handlers).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,34 +25,22 @@ from recording_archive.dal import aws as aws_clients
 from recording_archive.dal.events_table import (
     ARCHIVE_CLAIM_TOKEN,
     ARCHIVE_LEASE_UNTIL,
-    Claim,
-    ClaimRefusal,
-    ClaimRefused,
     RecordingEventStore,
 )
-from recording_archive.handlers import archive_stream, sweeper
+from recording_archive.handlers import archive_stream, sweeper, wiring
 from recording_archive.handlers.recording_callback import lambda_handler as callback_handler
 from recording_archive.logic.archive_recording import ABANDONED_ERROR
-from recording_archive_cli.local_resources import (
-    LocalResources,
-    event_matches_filters,
-    stream_filter_patterns,
-)
-from tests.integration.conftest import TOKEN, clear_caches, set_secret
-from tests.support.http_events import form_body, http_event
+from recording_archive.models.archive import Claim, ClaimRefusal, ClaimRefused
+from recording_archive_cli.local.filters import event_matches_filters, stream_filter_patterns
+from recording_archive_cli.local.resources import LocalResources
+from tests.support.callback_flow import signed_form_event
 from tests.support.media_server import Drip, GeneratedBody, MediaServer, Status, wav_body
-from tests.support.plivo import AUTH_ID, recording_event, sdk_signature
+from tests.support.moto_resources import TOKEN, set_secret
+from tests.support.plivo import AUTH_ID, recording_event
 from tests.support.streams import stream_records
 
 MiB = 1024 * 1024
-PUBLIC_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/callbacks/recording"
 FAST = {"MEDIA_RETRY_BUDGET_SECONDS": "0.5", "MEDIA_ALLOW_LOOPBACK": "true"}
-
-
-@pytest.fixture
-def media() -> Iterator[MediaServer]:
-    with MediaServer() as server:
-        yield server
 
 
 @pytest.fixture
@@ -61,26 +50,15 @@ def stack(function_env: Any, resources: LocalResources) -> Any:
 
         def post(self, params: dict[str, str]) -> int:
             function_env("CallbackFunction", MEDIA_ALLOW_LOOPBACK="true")
-            nonce = uuid.uuid4().hex
-            sig = sdk_signature(TOKEN, "POST", PUBLIC_URL, params, nonce)
-            event = http_event(
-                "POST",
-                body=form_body(params),
-                headers={
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "X-Plivo-Signature-V3": sig,
-                    "X-Plivo-Signature-V3-Nonce": nonce,
-                },
-            )
-            return int(callback_handler(event, _ctx())["statusCode"])
+            return int(callback_handler(signed_form_event(params, TOKEN), _ctx())["statusCode"])
 
         def archive_env(self, **overrides: str) -> None:
             function_env("ArchiveFunction", **(FAST | overrides))
-            archive_stream.default_archiver.cache_clear()
+            wiring.reset()
 
         def sweeper_env(self, **overrides: str) -> None:
             function_env("SweeperFunction", **(FAST | {"SWEEP_GRACE_SECONDS": "0"} | overrides))
-            sweeper._defaults.cache_clear()
+            wiring.reset()
 
         def matching_records(self) -> list[dict[str, Any]]:
             patterns = stream_filter_patterns("ArchiveFunction")
@@ -108,9 +86,7 @@ def stack(function_env: Any, resources: LocalResources) -> Any:
             return not resp.get("Uploads")
 
     yield Stack()
-    archive_stream.default_archiver.cache_clear()
-    sweeper._defaults.cache_clear()
-    clear_caches()
+    wiring.reset()
 
 
 def _ctx() -> Any:
@@ -226,7 +202,7 @@ def test_unavailable_media_fails_the_record_then_the_sweeper_archives_it(
 
     media.add(path, audio, content_type="audio/wav")  # the source recovers
     stack.sweeper_env()
-    counts = sweeper.sweep(*sweeper._defaults(), now=10**10)
+    counts = sweeper.sweep(*wiring.sweeper_collaborators(), now=10**10)
     assert counts == {"archived": 1}
     assert stack.item(params["SessionUUID"], 2)["ArchiveStatus"] == {"S": "ARCHIVED"}
 
@@ -237,14 +213,14 @@ def test_sweeper_marks_failed_after_max_attempts(stack: Any, media: MediaServer)
     media.add(path, b"", faults=[Status(500, times=None)])
     assert stack.post(params) == 200
     stack.sweeper_env(SWEEP_MAX_ATTEMPTS="2")
-    assert sweeper.sweep(*sweeper._defaults(), now=10**10) == {"retry_later": 1}
-    assert sweeper.sweep(*sweeper._defaults(), now=10**11) == {"failed": 1}
+    assert sweeper.sweep(*wiring.sweeper_collaborators(), now=10**10) == {"retry_later": 1}
+    assert sweeper.sweep(*wiring.sweeper_collaborators(), now=10**11) == {"failed": 1}
     item = stack.item(params["SessionUUID"], 2)
     assert item["ArchiveStatus"] == {"S": "FAILED"}
     assert item["ArchiveQueue"] == {"S": "FAILED"}
     assert item["ArchiveAttempts"] == {"N": "2"}
     # A FAILED item is not swept again.
-    assert sweeper.sweep(*sweeper._defaults(), now=10**12) == {}
+    assert sweeper.sweep(*wiring.sweeper_collaborators(), now=10**12) == {}
 
 
 def test_refused_url_is_failed_at_once_without_any_request(
@@ -496,7 +472,7 @@ def _sweep_at(now: float) -> dict[str, int]:
     """One sweep as the scheduled invocation runs it (metrics flushed), its clock at `now`."""
     from recording_archive.observability import metrics
 
-    settings, store, archiver = sweeper._defaults()
+    settings, store, archiver = wiring.sweeper_collaborators()
     result: dict[str, int] = metrics.log_metrics(
         lambda _e, _c: sweeper.sweep(settings, store, archiver, now=now)
     )({}, _ctx())
@@ -505,7 +481,7 @@ def _sweep_at(now: float) -> dict[str, int]:
 
 def _deadline_context(seconds: float) -> Any:
     """Lambda's context with a real deadline (the local stack's own context class)."""
-    from recording_archive_cli.lambda_worker import LambdaContext
+    from recording_archive_cli.local.lambda_worker import LambdaContext
 
     return LambdaContext(
         function_name="local-ArchiveFunction",
@@ -527,7 +503,7 @@ def test_a_sweep_starts_no_attempt_in_the_last_half_of_a_short_invocation(
     first = _stored_completed(stack, media)
     second = _stored_completed(stack, media)
     stack.sweeper_env(ARCHIVE_STOP_MARGIN_SECONDS="1")
-    settings, store, archiver = sweeper._defaults()
+    settings, store, archiver = wiring.sweeper_collaborators()
     left = {"ms": 4_000}
 
     class TimeSpending:

@@ -9,32 +9,21 @@ request: the *Version* IAM actions, which tests/infra/test_permissions.py checks
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import pytest
 
-from recording_archive.handlers import archive_stream
-from recording_archive_cli.local_resources import (
-    LocalResources,
-    event_matches_filters,
-    stream_filter_patterns,
-)
-from tests.integration.conftest import TOKEN, clear_caches
+from recording_archive.handlers import archive_stream, wiring
+from recording_archive_cli.local.filters import event_matches_filters, stream_filter_patterns
+from recording_archive_cli.local.resources import LocalResources
 from tests.support.callback_flow import post_signed_callback
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.media_server import GeneratedBody, MediaServer
+from tests.support.moto_resources import TOKEN
 from tests.support.plivo import AUTH_ID, recording_event
 from tests.support.streams import stream_records
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def media() -> Iterator[MediaServer]:
-    with MediaServer() as server:
-        yield server
 
 
 def _untagged_multipart_object(s3: Any, bucket: str, key: str, data: bytes) -> str:
@@ -84,7 +73,7 @@ def test_an_untagged_multipart_object_is_hashed_tagged_on_its_version_and_accept
             MEDIA_RETRY_BUDGET_SECONDS="0.5",
             PART_SIZE_MIB="5",
         )
-        archive_stream.default_archiver.cache_clear()
+        wiring.reset()
         patterns = stream_filter_patterns("ArchiveFunction")
         records = [
             r
@@ -94,8 +83,7 @@ def test_an_untagged_multipart_object_is_hashed_tagged_on_its_version_and_accept
         assert len(records) == 1
         result = archive_stream.lambda_handler({"Records": records}, FakeLambdaContext())
     finally:
-        archive_stream.default_archiver.cache_clear()
-        clear_caches()
+        wiring.reset()
     assert result == {"batchItemFailures": []}
     # Nothing was overwritten: still one version, now tagged with the whole file's SHA-256.
     versions = s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]

@@ -5,19 +5,21 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
 
-from recording_archive.handlers import fallback_drain, recording_callback
-from recording_archive.handlers.recording_callback import CallbackDependencies, lambda_handler
-from recording_archive_cli.local_resources import LocalResources
-from tests.integration.conftest import SECOND_TOKEN, TOKEN, scan_items, set_secret
+from recording_archive.handlers import fallback_drain, wiring
+from recording_archive.handlers.recording_callback import lambda_handler
+from recording_archive_cli.local.resources import LocalResources
+from tests.support.callback_flow import signed_form_event
 from tests.support.http_events import form_body, http_event
 from tests.support.logs import captured_log_lines
-from tests.support.moto_server import free_port
+from tests.support.moto_resources import SECOND_TOKEN, TOKEN, scan_items, set_secret
+from tests.support.net import free_port
 from tests.support.plivo import recording_event, sdk_signature
 
 API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/callbacks/recording"
@@ -32,14 +34,7 @@ def signed_post(
     header: str = "X-Plivo-Signature-V3",
     **event_kwargs: Any,
 ) -> dict[str, Any]:
-    sig = sdk_signature(token, "POST", url, params, NONCE)
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        header: sig,
-        "X-Plivo-Signature-V3-Nonce": NONCE,
-    }
-    headers.update(event_kwargs.pop("extra_headers", {}))
-    return http_event("POST", body=form_body(params), headers=headers, **event_kwargs)
+    return signed_form_event(params, token, url=url, nonce=NONCE, header=header, **event_kwargs)
 
 
 def call(event: dict[str, Any], ctx: Any) -> tuple[int, dict[str, Any]]:
@@ -350,18 +345,18 @@ def _dead_client(service: str) -> Any:
     )
 
 
+def _dead_table(resources: LocalResources) -> Any:
+    """The events table through a client that cannot connect."""
+    from recording_archive.dal.events_table import RecordingEventStore
+
+    return RecordingEventStore(_dead_client("dynamodb"), resources.table_name)
+
+
 def test_table_down_goes_to_fallback_queue_and_drain_stores_it(
     callback_env: dict[str, str], resources: LocalResources, lambda_context: Any
 ) -> None:
-    from recording_archive.dal.events_table import RecordingEventStore
-
-    live = recording_callback.default_dependencies()
-    recording_callback._deps = CallbackDependencies(
-        settings=live.settings,
-        store=RecordingEventStore(_dead_client("dynamodb"), resources.table_name),
-        fallback=live.fallback,
-        credentials=live.credentials,
-    )
+    live = wiring.callback_dependencies()
+    wiring.set_callback_dependencies(replace(live, store=_dead_table(resources)))
     params = recording_event("SessionRecordingCompleted", sequence=4)
     status, body = call(signed_post(params), lambda_context)
     assert (status, body["status"]) == (200, "queued")
@@ -386,7 +381,7 @@ def test_table_down_goes_to_fallback_queue_and_drain_stores_it(
         ]
         * 2  # delivered twice: stored once
     }
-    recording_callback._deps = None
+    wiring.set_callback_dependencies(None)
     assert fallback_drain.lambda_handler(sqs_event, lambda_context) == {"batchItemFailures": []}
     [item] = scan_items(resources)
     assert item["Source"] == {"S": "fallback"}
@@ -418,7 +413,6 @@ def test_drain_reports_a_failed_record_for_retry(
 def test_queue_client_is_made_only_when_the_table_fails(
     callback_env: dict[str, str], resources: LocalResources, lambda_context: Any
 ) -> None:
-    from recording_archive.dal.events_table import RecordingEventStore
     from recording_archive.dal.fallback_queue import FallbackQueue
 
     made: list[Any] = []
@@ -427,20 +421,13 @@ def test_queue_client_is_made_only_when_the_table_fails(
         made.append(boto3.client("sqs", endpoint_url=resources.endpoint_url))
         return made[-1]
 
-    live = recording_callback.default_dependencies()
+    live = wiring.callback_dependencies()
     queue = FallbackQueue(sqs_factory, resources.fallback_queue_url)
-    recording_callback._deps = CallbackDependencies(
-        settings=live.settings, store=live.store, fallback=queue, credentials=live.credentials
-    )
+    wiring.set_callback_dependencies(replace(live, fallback=queue))
     status, body = call(signed_post(recording_event("SessionRecordingInitiated")), lambda_context)
     assert (status, body["status"], made) == (200, "stored", [])
 
-    recording_callback._deps = CallbackDependencies(
-        settings=live.settings,
-        store=RecordingEventStore(_dead_client("dynamodb"), resources.table_name),
-        fallback=queue,
-        credentials=live.credentials,
-    )
+    wiring.set_callback_dependencies(replace(live, store=_dead_table(resources), fallback=queue))
     status, body = call(signed_post(recording_event("SessionRecordingCompleted")), lambda_context)
     assert (status, body["status"], len(made)) == (200, "queued", 1)
 
@@ -448,15 +435,12 @@ def test_queue_client_is_made_only_when_the_table_fails(
 def test_table_and_queue_down_answers_503(
     callback_env: dict[str, str], resources: LocalResources, lambda_context: Any
 ) -> None:
-    from recording_archive.dal.events_table import RecordingEventStore
     from recording_archive.dal.fallback_queue import FallbackQueue
 
-    live = recording_callback.default_dependencies()
-    recording_callback._deps = CallbackDependencies(
-        settings=live.settings,
-        store=RecordingEventStore(_dead_client("dynamodb"), resources.table_name),
-        fallback=FallbackQueue(lambda: _dead_client("sqs"), resources.fallback_queue_url),
-        credentials=live.credentials,
+    live = wiring.callback_dependencies()
+    dead_queue = FallbackQueue(lambda: _dead_client("sqs"), resources.fallback_queue_url)
+    wiring.set_callback_dependencies(
+        replace(live, store=_dead_table(resources), fallback=dead_queue)
     )
     status, body = call(signed_post(recording_event("SessionRecordingInitiated")), lambda_context)
     assert (status, body["error"]) == (503, "unavailable")

@@ -1,7 +1,7 @@
 """The real CallbackFunction and FallbackDrainFunction handlers, with their real clients, when an
 AWS endpoint stalls.
 
-A stalled endpoint accepts the connection and never answers (reliability/tcp_proxy.py in
+A stalled endpoint accepts the connection and never answers (tests/support/tcp_proxy.py in
 "stall" mode, put in front of one service through its AWS_ENDPOINT_URL_<SERVICE> variable). The
 handler is invoked as Lambda starts it, with its Timeout from template.yaml as the time left, and
 must give its documented answer before that time is up:
@@ -25,15 +25,16 @@ import pytest
 from recording_archive.dal import aws
 from recording_archive.handlers import fallback_drain
 from recording_archive.time_budgets import CALLBACK_MARGIN_SECONDS, DRAIN_MARGIN_SECONDS
-from recording_archive_cli.cfn import load_template
-from recording_archive_cli.event_sources import function_setting, lambda_sqs_record
-from recording_archive_cli.local_resources import LocalResources
-from reliability.tcp_proxy import FaultProxy
-from tests.integration.conftest import TOKEN, scan_items
+from recording_archive_cli.local.event_sources import lambda_sqs_record
+from recording_archive_cli.local.functions import function_setting
+from recording_archive_cli.local.resources import LocalResources
+from recording_archive_cli.local.template import load_template
 from tests.support.callback_flow import post_signed_callback
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.logs import captured_log_lines
+from tests.support.moto_resources import TOKEN, scan_items
 from tests.support.plivo import recording_event
+from tests.support.tcp_proxy import FaultProxy
 
 TEMPLATE = load_template()
 CALLBACK_TIMEOUT = function_setting(TEMPLATE, "CallbackFunction", "Timeout", 3)
@@ -84,9 +85,9 @@ def callback(params: dict[str, str], *, seconds_left: float) -> tuple[int, float
 def warm_secret() -> None:
     """Read the secret into Powertools' cache, as an earlier invocation of this environment
     would have (the tests with little time left are about the table and the queue)."""
-    from recording_archive.handlers import recording_callback
+    from recording_archive.handlers import wiring
 
-    assert recording_callback.default_dependencies().credentials().auth_tokens
+    assert wiring.callback_dependencies().credentials().auth_tokens
 
 
 def answered_in_time(elapsed: float, seconds_left: float) -> bool:

@@ -2,6 +2,9 @@
 
 Real boto3 calls against the moto server (fixture `aws`); the expectations are read from the
 template itself wherever the point is "the local resource is what the template says".
+
+One module (over 500 lines): resources, environment resolution and filters share the template
+helpers (`write_template`, `write_function`) and fixtures above.
 """
 
 from __future__ import annotations
@@ -16,16 +19,11 @@ from typing import Any
 import boto3
 import pytest
 
-from recording_archive_cli.cfn import TemplateError, load_template
-from recording_archive_cli.local_resources import (
-    LocalResourceError,
-    LocalResources,
-    create_local_resources,
-    event_matches_filters,
-    function_environment,
-    function_handler,
-    stream_filter_patterns,
-)
+from recording_archive_cli.local.filters import event_matches_filters, stream_filter_patterns
+from recording_archive_cli.local.functions import function_environment, function_handler
+from recording_archive_cli.local.intrinsics import LocalResourceError
+from recording_archive_cli.local.resources import LocalResources, create_local_resources
+from recording_archive_cli.local.template import TemplateError, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -278,30 +276,32 @@ def write_template(tmp_path: Path, resources: str, extra: str = "") -> Path:
     return path
 
 
-def test_unsupported_property_is_refused_not_ignored(aws: str, tmp_path: Path) -> None:
-    path = write_template(
-        tmp_path,
-        """\
-        Q:
-          Type: AWS::SQS::Queue
-          Properties:
-            SomethingNew: true
-        """,
+def write_function(tmp_path: Path, variables: str, extra: str = "") -> Path:
+    """A template whose one function F (handler a.b) has these environment `variables`."""
+    function = (
+        "F:\n  Type: AWS::Serverless::Function\n  Properties:\n    Handler: a.b\n"
+        "    Environment:\n      Variables:\n"
     )
+    return write_template(
+        tmp_path, function + textwrap.indent(textwrap.dedent(variables), " " * 8), extra
+    )
+
+
+def write_queue(tmp_path: Path, properties: str) -> Path:
+    """A template whose one resource is the queue Q with these properties (YAML flow style)."""
+    return write_template(
+        tmp_path, f"Q:\n  Type: AWS::SQS::Queue\n  Properties: {{{properties}}}\n"
+    )
+
+
+def test_unsupported_property_is_refused_not_ignored(aws: str, tmp_path: Path) -> None:
+    path = write_queue(tmp_path, "SomethingNew: true")
     with pytest.raises(LocalResourceError, match="Q: properties SomethingNew are not supported"):
         create_local_resources(aws, auth_tokens=TOKENS, template_path=path)
 
 
 def test_template_without_the_expected_resources(aws: str, tmp_path: Path) -> None:
-    path = write_template(
-        tmp_path,
-        """\
-        Q:
-          Type: AWS::SQS::Queue
-          Properties:
-            FifoQueue: true
-        """,
-    )
+    path = write_queue(tmp_path, "FifoQueue: true")
     with pytest.raises(LocalResourceError, match=r"^EventsTable: not created"):
         create_local_resources(aws, auth_tokens=TOKENS, template_path=path)
     urls = boto3.client("sqs", endpoint_url=aws).list_queues()["QueueUrls"]
@@ -374,54 +374,35 @@ def test_environment_is_valid_for_the_settings(
 
 
 def test_environment_errors(described: LocalResources, tmp_path: Path) -> None:
-    with pytest.raises(
-        LocalResourceError, match="NoSuchFunction: no such AWS::Serverless::Function"
-    ):
+    with pytest.raises(TemplateError, match="NoSuchFunction: no such AWS::Serverless::Function"):
         function_environment("NoSuchFunction", described)
-    with pytest.raises(LocalResourceError, match="EventsTable: no such AWS::Serverless::Function"):
+    with pytest.raises(TemplateError, match="EventsTable: no such AWS::Serverless::Function"):
         function_environment("EventsTable", described)
-    path = write_template(
-        tmp_path,
-        """\
-        F:
-          Type: AWS::Serverless::Function
-          Properties:
-            Handler: a.b
-            Environment:
-              Variables:
-                API: !Ref Api
-        """,
-    )
+    path = write_function(tmp_path, "API: !Ref Api")
     with pytest.raises(LocalResourceError, match=r"^F API: Ref 'Api': not a parameter"):
         function_environment("F", described, template_path=path)
 
 
 def test_intrinsic_functions_are_resolved(described: LocalResources, tmp_path: Path) -> None:
-    path = write_template(
+    path = write_function(
         tmp_path,
         """\
-        F:
-          Type: AWS::Serverless::Function
-          Properties:
-            Handler: a.b
-            Environment:
-              Variables:
-                SUB: !Sub "${AWS::StackName}/${AWS::Region}/${EventsTable}/${!Literal}"
-                SUB_ATTR: !Sub "${EventsTable.Arn}/index/*"
-                SUB_LIST: !Sub ["${X}-${AWS::AccountId}", {X: !Ref Size}]
-                JOIN: !Join [":", [a, !Ref Size, !GetAtt DataKey.KeyId]]
-                SELECT: !Select [1, !Split [",", !Ref Hosts]]
-                MAP: !FindInMap [Sizes, !Ref AWS::Region, Memory]
-                AZ: !Select [0, !GetAZs ""]
-                B64: !Base64 hi
-                IF_AND: !If [Both, yes-both, not-both]
-                IF_OR: !If [Either, yes-either, not-either]
-                NUMBER: 42
-                FLAG: true
-                GONE: !If [Both, !Ref AWS::NoValue, kept]
-                PARTITION: !Sub "${AWS::Partition}.${AWS::URLSuffix}"
-                QUEUE_ARN: !GetAtt FallbackQueue.Arn
-                STACK_ID: !Ref AWS::StackId
+        SUB: !Sub "${AWS::StackName}/${AWS::Region}/${EventsTable}/${!Literal}"
+        SUB_ATTR: !Sub "${EventsTable.Arn}/index/*"
+        SUB_LIST: !Sub ["${X}-${AWS::AccountId}", {X: !Ref Size}]
+        JOIN: !Join [":", [a, !Ref Size, !GetAtt DataKey.KeyId]]
+        SELECT: !Select [1, !Split [",", !Ref Hosts]]
+        MAP: !FindInMap [Sizes, !Ref AWS::Region, Memory]
+        AZ: !Select [0, !GetAZs ""]
+        B64: !Base64 hi
+        IF_AND: !If [Both, yes-both, not-both]
+        IF_OR: !If [Either, yes-either, not-either]
+        NUMBER: 42
+        FLAG: true
+        GONE: !If [Both, !Ref AWS::NoValue, kept]
+        PARTITION: !Sub "${AWS::Partition}.${AWS::URLSuffix}"
+        QUEUE_ARN: !GetAtt FallbackQueue.Arn
+        STACK_ID: !Ref AWS::StackId
         """,
         extra="""\
         Parameters:
@@ -474,18 +455,7 @@ def test_intrinsic_functions_are_resolved(described: LocalResources, tmp_path: P
 def test_resolution_errors(
     described: LocalResources, tmp_path: Path, variables: str, message: str
 ) -> None:
-    path = write_template(
-        tmp_path,
-        f"""\
-        F:
-          Type: AWS::Serverless::Function
-          Properties:
-            Handler: a.b
-            Environment:
-              Variables:
-                {variables}
-        """,
-    )
+    path = write_function(tmp_path, variables)
     with pytest.raises(LocalResourceError, match=message.replace("[", r"\[")):
         function_environment("F", described, template_path=path)
 
@@ -559,7 +529,7 @@ def test_template_filter_on_real_stream_records(local: LocalResources) -> None:
 
 
 def test_functions_without_a_stream_have_no_filter(tmp_path: Path) -> None:
-    with pytest.raises(LocalResourceError, match="CallbackFunction: expected one DynamoDB event"):
+    with pytest.raises(TemplateError, match="CallbackFunction needs exactly one DynamoDB event"):
         stream_filter_patterns("CallbackFunction")
     path = write_template(
         tmp_path,

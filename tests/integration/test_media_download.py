@@ -1,7 +1,10 @@
 """MediaSource over real HTTP against the scripted media server on loopback: retries, faults,
 redirects and credentials. Names (media.test, cdn.test, evil.test) resolve to 127.0.0.1 through
 an injected resolver, so the Host header, the allow-list and the redirect rules are exercised as
-with real names; a fake clock keeps the retry budget deterministic and the tests fast."""
+with real names; a fake clock keeps the retry budget deterministic and the tests fast.
+
+One module (over 500 lines): every case shares the server, resolver and clock fixtures above.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from recording_archive.dal.media_source import MediaPolicy, MediaSource, Resolver
+from recording_archive.dal.media import MediaPolicy, MediaSource, Resolver
 from recording_archive.models.errors import (
     MediaIntegrityError,
     MediaRefusedError,
@@ -31,19 +34,13 @@ from tests.support.media_server import (
     WrongLength,
     wav_body,
 )
-from tests.support.moto_server import free_port
+from tests.support.net import free_port
 
 AUTH = ("MAXXXXXXXXXXXXXXXXXX", "auth-token-1")
 
 
 def resolver(host: str, port: int) -> list[str]:
     return ["127.0.0.1"]
-
-
-@pytest.fixture
-def media() -> Iterator[MediaServer]:
-    with MediaServer() as srv:
-        yield srv
 
 
 @pytest.fixture

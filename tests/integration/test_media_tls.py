@@ -23,19 +23,16 @@ from typing import Any
 import boto3
 import pytest
 
-from recording_archive.dal.media_source import MediaPolicy, MediaSource
-from recording_archive.handlers import archive_stream
+from recording_archive.dal.media import MediaPolicy, MediaSource
+from recording_archive.handlers import archive_stream, wiring
 from recording_archive.models.errors import MediaUnavailableError
-from recording_archive_cli.local_resources import (
-    LocalResources,
-    event_matches_filters,
-    stream_filter_patterns,
-)
-from tests.integration.conftest import TOKEN
+from recording_archive_cli.local.filters import event_matches_filters, stream_filter_patterns
+from recording_archive_cli.local.resources import LocalResources
 from tests.support.callback_flow import post_signed_callback
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.media_client import FakeClock, drain
 from tests.support.media_server import GeneratedBody, MediaServer, Redirect, Status, wav_body
+from tests.support.moto_resources import TOKEN
 from tests.support.plivo import AUTH_ID, recording_event
 from tests.support.streams import stream_records
 from tests.support.tls import LocalCA, expired_window
@@ -260,7 +257,7 @@ class ArchivePath:
             MEDIA_RETRY_BUDGET_SECONDS="0.5",
             **env,
         )
-        archive_stream.default_archiver.cache_clear()
+        wiring.reset()
         patterns = stream_filter_patterns("ArchiveFunction")
         records = [
             r
@@ -294,7 +291,7 @@ class ArchivePath:
 @pytest.fixture
 def archive(resources: LocalResources, function_env: Any, ca_file: Path) -> Iterator[ArchivePath]:
     yield ArchivePath(resources, function_env, ca_file)
-    archive_stream.default_archiver.cache_clear()
+    wiring.reset()
 
 
 def test_recording_served_over_https_is_archived(

@@ -3,6 +3,9 @@
 Callbacks go through the real CallbackFunction handler (signed like Plivo), archiving through the
 real SweeperFunction handler, media comes from a scripted server on loopback, and the commands run
 through `recording_archive_cli.main.main` exactly as on the command line.
+
+One module (over 500 lines): the commands share the `Stack` harness below (resources, fake Plivo,
+media, handlers).
 """
 
 from __future__ import annotations
@@ -19,26 +22,19 @@ from typing import Any
 import boto3
 import pytest
 
-from recording_archive import config
 from recording_archive.dal.plivo_api import recording_id_from_url
 from recording_archive.handlers import reconcile as reconcile_handler
-from recording_archive.handlers import sweeper
+from recording_archive.handlers import sweeper, wiring
 from recording_archive.logic.reconcile import reconcile_sequence_number
-from recording_archive_cli.local_resources import DEFAULT_AUTH_ID, LocalResources
+from recording_archive_cli.local.resources import DEFAULT_AUTH_ID, LocalResources
 from recording_archive_cli.main import main
-from recording_archive_cli.simulate import EVENT_COMPLETED, EVENT_INITIATED, session_callbacks
-from tests.integration.conftest import TOKEN, clear_caches, set_secret
+from recording_archive_cli.plivo_sim import EVENT_COMPLETED, EVENT_INITIATED, session_callbacks
 from tests.support.callback_flow import post_signed_callback
 from tests.support.fake_plivo_api import FakePlivoApi
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.media_server import MediaServer, Status, wav_body
-from tests.support.moto_server import free_port
-
-
-@pytest.fixture
-def media() -> Iterator[MediaServer]:
-    with MediaServer() as server:
-        yield server
+from tests.support.moto_resources import TOKEN, set_secret
+from tests.support.net import free_port
 
 
 @pytest.fixture
@@ -93,7 +89,7 @@ class Stack:
             MEDIA_RETRY_BUDGET_SECONDS="0.2",
             SWEEP_GRACE_SECONDS="0",
         )
-        sweeper._defaults.cache_clear()
+        wiring.reset()
         result: dict[str, int] = sweeper.lambda_handler({}, FakeLambdaContext())
         return result
 
@@ -148,10 +144,7 @@ def stack(
     capsys: pytest.CaptureFixture[str],
 ) -> Iterator[Stack]:
     yield Stack(resources, function_env, media, plivo, capsys)
-    sweeper._defaults.cache_clear()
-    reconcile_handler._defaults.cache_clear()
-    config.reconcile_settings.cache_clear()
-    clear_caches()
+    wiring.reset()
 
 
 # --- reconcile: the key scenario -----------------------------------------------------------------
@@ -295,8 +288,7 @@ def test_reconcile_handler_shares_the_logic(stack: Stack) -> None:
         PLIVO_API_BASE_URL=stack.plivo.base_url,
     )
     assert env["RECONCILE_WINDOW_HOURS"] == "48"
-    config.reconcile_settings.cache_clear()
-    reconcile_handler._defaults.cache_clear()
+    wiring.reset()
     result = reconcile_handler.lambda_handler({}, FakeLambdaContext())
     assert result == {"sessions": 1, "counts": {"archived": 1}, "complete": True}
     assert stack.item(session_uuid, reconcile_sequence_number(rec))["ArchiveStatus"] == {

@@ -18,7 +18,7 @@ from recording_archive.dal.plivo_api import (
     windows,
 )
 from tests.support.fake_plivo_api import AUTH_ID, AUTH_TOKEN, FakePlivoApi
-from tests.support.moto_server import free_port
+from tests.support.net import free_port
 
 
 @pytest.fixture

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
 
-from recording_archive.dal.media_source import MediaPolicy, MediaSource
-from recording_archive.dal.recording_store import ObjectSpec, RecordingStore, StoredObject
+from recording_archive.dal.media import MediaPolicy, MediaSource
+from recording_archive.dal.recording_store import RecordingStore
+from recording_archive.models.archive import ObjectSpec, StoredObject
 from recording_archive.models.errors import (
     ArchiveConflictError,
     MediaIntegrityError,
@@ -367,12 +368,6 @@ def test_constructor_refuses_parts_s3_would_refuse(s3: Any) -> None:
 
 
 # --- end to end: media server -> MediaSource -> RecordingStore -> moto -------------------------
-@pytest.fixture
-def media() -> Iterator[MediaServer]:
-    with MediaServer() as srv:
-        yield srv
-
-
 def archive(media: MediaServer, store: RecordingStore, spec: ObjectSpec, path: str) -> StoredObject:
     source = MediaSource(MediaPolicy(allowed_hosts=(), allow_loopback=True, retry_budget=0))
     with source.open(media.url(path)) as stream:

@@ -15,15 +15,16 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.config import Config
 
 from recording_archive.dal.aws import dynamodb_client
-from recording_archive.dal.events_table import PutOutcome, RecordingEventStore
-from recording_archive.handlers import fallback_drain, recording_callback, sweeper
-from recording_archive.handlers.recording_callback import CallbackDependencies
-from recording_archive_cli.local_resources import LocalResources
-from reliability.tcp_proxy import FaultProxy
-from tests.integration.conftest import TOKEN, scan_items
-from tests.support.http_events import form_body, http_event
+from recording_archive.dal.events_table import RecordingEventStore
+from recording_archive.handlers import fallback_drain, recording_callback, sweeper, wiring
+from recording_archive.handlers.wiring import CallbackDependencies
+from recording_archive.models.item import PutOutcome
+from recording_archive_cli.local.resources import LocalResources
+from tests.support.callback_flow import signed_form_event
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.plivo import recording_event, sdk_signature
+from tests.support.moto_resources import TOKEN, scan_items
+from tests.support.plivo import recording_event
+from tests.support.tcp_proxy import FaultProxy
 
 PUT_ITEM = b"DynamoDB_20120810.PutItem"  # the X-Amz-Target header of a PutItem request
 
@@ -65,14 +66,7 @@ def test_sweeper_failing_an_unarchivable_item_emits_the_alarmed_metric(
 
 
 def _signed_callback(params: dict[str, str]) -> dict[str, Any]:
-    url = "https://abc123.execute-api.us-east-1.amazonaws.com/callbacks/recording"
-    nonce = "27182818284590452353"
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Plivo-Signature-V3": sdk_signature(TOKEN, "POST", url, params, nonce),
-        "X-Plivo-Signature-V3-Nonce": nonce,
-    }
-    return http_event("POST", body=form_body(params), headers=headers)
+    return signed_form_event(params, TOKEN, nonce="27182818284590452353")
 
 
 def _answer(event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -114,7 +108,7 @@ def test_write_applied_its_answer_lost_and_retried_by_the_sdk_is_answered_200_du
     conflict, never a 5xx, one item without conflicting payloads. The store's client retries
     here (as the operator CLI's clients do, and any function client configured to retry)."""
     function_env("CallbackFunction", AWS_ENDPOINT_URL_DYNAMODB=table_proxy.url)
-    live = recording_callback.default_dependencies()
+    live = wiring.callback_dependencies()
     retrying = boto3.client(
         "dynamodb",
         endpoint_url=table_proxy.url,
@@ -122,11 +116,13 @@ def test_write_applied_its_answer_lost_and_retried_by_the_sdk_is_answered_200_du
             connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2}
         ),
     )
-    recording_callback._deps = CallbackDependencies(
-        settings=live.settings,
-        store=RecordingEventStore(retrying, resources.table_name),
-        fallback=live.fallback,
-        credentials=live.credentials,
+    wiring.set_callback_dependencies(
+        CallbackDependencies(
+            settings=live.settings,
+            store=RecordingEventStore(retrying, resources.table_name),
+            fallback=live.fallback,
+            credentials=live.credentials,
+        )
     )
     params = recording_event("SessionRecordingCompleted", sequence=7)
     table_proxy.lose_answers(PUT_ITEM, 1)

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from recording_archive.observability import SERVICE
-from recording_archive_cli.local_resources import LocalResources
-from tests.integration.conftest import TOKEN
+from recording_archive_cli.local.resources import LocalResources
 from tests.support import signed_fuzz as sf
+from tests.support.moto_resources import TOKEN
 
 EXAMPLES = 200  # about 15 s here; the reliability run tries thousands
 NONCE = "12345678901234567890"

@@ -222,7 +222,7 @@ def test_egress_guard_stops_the_archivers_fetch_of_a_host_the_policy_let_through
     archiver's real MediaSource (default resolver) is stopped at the lookup, and it is logged."""
     log = tmp_path / "egress.jsonl"
     code = (
-        "from recording_archive.dal.media_source import MediaPolicy, MediaSource\n"
+        "from recording_archive.dal.media import MediaPolicy, MediaSource\n"
         "from recording_archive.models.errors import MediaUnavailableError\n"
         "source = MediaSource(MediaPolicy(allowed_hosts=('evil.example',), retry_budget=0))\n"
         "try:\n"

@@ -13,9 +13,9 @@ import pytest
 from reliability import faults, hostile, load
 from reliability.logscan import Secrets, scan
 from reliability.stack import Stack, running_stack
-from reliability.tcp_proxy import FaultProxy
 from tests.support.media_server import MediaServer
-from tests.support.moto_server import free_port
+from tests.support.net import free_port
+from tests.support.tcp_proxy import FaultProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -42,9 +42,11 @@ def test_load_every_event_stored_every_recording_archived_once(
 ) -> None:
     stack, _ = proxied
     # One recording of 12-40 MiB (PART_SIZE_MIB 5 here): a multipart upload among the others.
-    figures, secrets = load.run_load(
-        stack, media, sessions=40, calls=3, large_share=0.01, archive_timeout=120, seed=11
+    plan = load.plan_load(
+        sessions=40, calls=3, media_base=media.base_url, large_share=0.01, seed=11
     )
+    plan.archive_timeout = 120
+    figures, secrets = load.run_load(stack, media, plan)
     assert figures["unique_events"] >= 200
     assert figures["duplicates_sent"] > 0
     assert figures["answers_5xx"] == 0, figures["status_counts"]
@@ -64,7 +66,7 @@ def test_table_refusing_writes_sends_callbacks_to_the_fallback_queue_then_the_ta
     stack, proxy = proxied
     secrets = Secrets(tokens={stack.token})
     figures = faults.table_outage(
-        stack, proxy, media, random.Random(3), secrets, per_phase=4, stalled=1
+        faults.Rig(stack, proxy, media, random.Random(3), secrets), per_phase=4, stalled=1
     )
     assert figures["answers_5xx"] == 0
     assert figures["queued_to_fallback"] >= 5  # refused and stalled writes
@@ -78,8 +80,8 @@ def test_table_refusing_writes_sends_callbacks_to_the_fallback_queue_then_the_ta
 def test_stream_batch_with_one_failing_record_reports_only_it(
     proxied: tuple[Stack, FaultProxy], media: MediaServer
 ) -> None:
-    stack, _ = proxied
-    figures = faults.partial_batch(stack, media, random.Random(5), Secrets())
+    stack, proxy = proxied
+    figures = faults.partial_batch(faults.Rig(stack, proxy, media, random.Random(5), Secrets()))
     assert figures["stream_gave_up_before_the_batch"]
     assert figures["only_the_failing_record_reported"], figures["batch_item_failures"]
     assert figures["others_archived_once"]
@@ -89,8 +91,8 @@ def test_stream_batch_with_one_failing_record_reports_only_it(
 def test_media_faults_end_archived_once_or_failed_with_the_alarm_metric(
     proxied: tuple[Stack, FaultProxy], media: MediaServer
 ) -> None:
-    stack, _ = proxied
-    figures = faults.media_faults(stack, media, random.Random(9), Secrets())
+    stack, proxy = proxied
+    figures = faults.media_faults(faults.Rig(stack, proxy, media, random.Random(9), Secrets()))
     outcomes = figures["outcomes"]
     assert outcomes.pop("404 for ever") == "FAILED, no object"
     assert set(outcomes.values()) == {"archived once"}, outcomes
@@ -104,8 +106,10 @@ def test_media_faults_end_archived_once_or_failed_with_the_alarm_metric(
 def test_worker_killed_mid_upload_is_archived_once_by_the_sweeper(
     proxied: tuple[Stack, FaultProxy], media: MediaServer
 ) -> None:
-    stack, _ = proxied
-    figures = faults.kill_mid_upload(stack, media, random.Random(13), Secrets(), size_mib=24)
+    stack, proxy = proxied
+    figures = faults.kill_mid_upload(
+        faults.Rig(stack, proxy, media, random.Random(13), Secrets()), size_mib=24
+    )
     assert figures["upload_in_progress_when_killed"]
     assert figures["worker_pids_killed"] >= 1
     assert figures["status_after_kill"] == "PENDING"
@@ -118,7 +122,7 @@ def test_table_write_applied_but_its_answer_lost_is_a_duplicate_never_a_conflict
 ) -> None:
     stack, proxy = proxied
     figures = faults.lost_answers(
-        stack, proxy, media, random.Random(17), Secrets(), count=3, all_lost=1
+        faults.Rig(stack, proxy, media, random.Random(17), Secrets()), count=3, all_lost=1
     )
     assert figures["callbacks"] >= 4
     assert figures["callbacks_whose_answer_was_lost"] == figures["callbacks"]  # fault applied

@@ -1,6 +1,6 @@
 """Check the AWS calls the functions really made against their roles in template.yaml.
 
-Input: the records of cli/recording_archive_cli/aws_call_log.py (one per distinct call: function,
+Input: the records of recording_archive_cli.local.aws_call_log (one per distinct call: function,
 service, operation, the parameters that decide action and resource, the function's environment)
 and the template. Output: the calls a role refuses, and the grants no call needs.
 
@@ -12,7 +12,7 @@ and the template. Output: the calls a role refuses, and the grants no call needs
 2. Physical names are mapped back to the template's resources through the function's
    environment (TableName == $EVENTS_TABLE_NAME == !Ref EventsTable), then rebuilt for a fixed
    account, region and partition (ACCOUNT, REGION, PARTITION) with the project's own resolver of
-   intrinsics (local_resources). A name that no variable of the function holds is an error: the
+   intrinsics (local/intrinsics.py). A name that no variable of the function holds is an error: the
    check fails closed.
 3. What Lambda does with the role on the function's behalf is derived from the template: log
    writes to LoggingConfig.LogGroup, decrypting the environment (KmsKeyArn), the event source
@@ -21,6 +21,9 @@ and the template. Output: the calls a role refuses, and the grants no call needs
    the function ran with (its environment holds them, e.g. MEDIA_AUTH -> MediaAuth), with IAM's
    wildcard matching (`*`, `?`; actions case-insensitive, resources case-sensitive). Only Allow
    statements without conditions are supported: anything else raises, it is never guessed.
+
+One module (over 500 lines): the mapping from calls to IAM and its evaluation are one check,
+read top to bottom in the order above.
 """
 
 from __future__ import annotations
@@ -34,13 +37,9 @@ from typing import Any
 
 from policy_sentry.querying.actions import get_action_data
 
-from recording_archive_cli.local_resources import (
-    NO_VALUE,
-    LocalResources,
-    _Physical,
-    _Resolver,
-    _resolver_for,
-)
+from recording_archive_cli.local.functions import resolver_for
+from recording_archive_cli.local.intrinsics import NO_VALUE, Physical, Resolver
+from recording_archive_cli.local.resources import LocalResources
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -244,12 +243,12 @@ class ResolvedStack:
     def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str]) -> None:
         self.template = template
         self.resources: Mapping[str, Any] = template["Resources"]
-        self.resolver: _Resolver = _resolver_for(template, FAKE_RESOURCES, parameters)
+        self.resolver: Resolver = resolver_for(template, FAKE_RESOURCES, parameters)
         for logical_id, resource in self.resources.items():
             if resource.get("Type") == "AWS::Logs::LogGroup":
                 name = str(self.resolver.resolve(resource["Properties"]["LogGroupName"]))
                 arn = f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
-                self.resolver.resources[logical_id] = _Physical(name, {"Arn": arn})
+                self.resolver.resources[logical_id] = Physical(name, {"Arn": arn})
 
     def resolve(self, value: Any) -> Any:
         return self.resolver.resolve(value)

@@ -16,6 +16,9 @@ of every failed one are recorded (`sni_names`, `tls_failures`).
 
 Also usable as a process of its own (the benchmark runs it so): `python -m
 tests.support.media_server --port 0 --generated /big.bin:1073741824:1` prints its base URL.
+
+One module (over 500 lines): the server, its bodies and its fault types are one API, imported
+together by the tests, reliability and bench (as a process).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
-from recording_archive_cli.local_tls import TLSServerMixin
+from recording_archive_cli.local.tls import TLSServerMixin
 
 MiB = 1024 * 1024
 _BLOCK = 64 * 1024

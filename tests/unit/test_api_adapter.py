@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from recording_archive_cli.api_adapter import (
+from recording_archive_cli.errors import CLIError
+from recording_archive_cli.local.http_api import (
     MAX_BODY_BYTES,
     CallbackApi,
     Exchange,
@@ -22,9 +23,12 @@ from recording_archive_cli.api_adapter import (
     is_text_content_type,
     port_is_free,
 )
-from recording_archive_cli.cfn import load_template
-from recording_archive_cli.errors import CLIError
-from recording_archive_cli.lambda_worker import FunctionError, FunctionTimeoutError, WorkerError
+from recording_archive_cli.local.lambda_worker import (
+    FunctionError,
+    FunctionTimeoutError,
+    WorkerError,
+)
+from recording_archive_cli.local.template import TemplateError, load_template
 
 ROUTES = [Route("POST", "/callbacks/recording"), Route("GET", "/callbacks/recording")]
 
@@ -282,7 +286,7 @@ def test_routes_come_from_the_template() -> None:
         ("GET", "/callbacks/recording"),
         ("POST", "/callbacks/recording"),
     ]
-    with pytest.raises(CLIError, match="no HttpApi route"):
+    with pytest.raises(TemplateError, match="no HttpApi route"):
         http_api_routes(load_template(), "ArchiveFunction")
 
 

@@ -15,23 +15,26 @@ import pytest
 from recording_archive.dal.events_table import (
     ARCHIVE_CLAIM_TOKEN,
     ARCHIVE_LEASE_UNTIL,
-    Claim,
-    ClaimRefusal,
-    ClaimRefused,
 )
-from recording_archive.dal.recording_store import ObjectSpec, StoredObject
 from recording_archive.logic.archive_recording import (
     ABANDONED_ERROR,
     LAMBDA_MAX_TIMEOUT_SECONDS,
     ArchiveJob,
     ArchiveOutcome,
     Archiver,
-    ArchiveTarget,
     NotArchivableError,
     TransferDeadlineError,
     backoff_seconds,
     deadline_read,
     seconds_left,
+)
+from recording_archive.models.archive import (
+    ArchiveTarget,
+    Claim,
+    ClaimRefusal,
+    ClaimRefused,
+    ObjectSpec,
+    StoredObject,
 )
 from recording_archive.models.errors import (
     ArchiveConflictError,

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from recording_archive_cli import aws_call_log
+from recording_archive_cli.local import aws_call_log
 
 
 @pytest.fixture
@@ -53,10 +53,15 @@ def stubbed_s3() -> tuple[Any, Stubber]:
     return s3, stubber
 
 
-def test_a_handlers_call_is_recorded_with_its_function_and_parameters(log: Path) -> None:
+def stubbed_tagging() -> tuple[Any, str]:
+    """A stubbed S3 client that answers one PutObjectTagging, and a fresh recording key."""
     s3, stubber = stubbed_s3()
     stubber.add_response("put_object_tagging", {})
-    key = f"recordings/{uuid.uuid4()}.mp3"
+    return s3, f"recordings/{uuid.uuid4()}.mp3"
+
+
+def test_a_handlers_call_is_recorded_with_its_function_and_parameters(log: Path) -> None:
+    s3, key = stubbed_tagging()
     as_module("recording_archive.handlers.sweeper", tag_version)(s3, key)
     (record,) = aws_call_log.read_records(str(log))
     assert record["functions"] == ["SweeperFunction"]
@@ -74,9 +79,7 @@ def test_a_handlers_call_is_recorded_with_its_function_and_parameters(log: Path)
 
 
 def test_a_call_outside_any_handler_is_not_recorded(log: Path) -> None:
-    s3, stubber = stubbed_s3()
-    stubber.add_response("put_object_tagging", {})
-    tag_version(s3, f"recordings/{uuid.uuid4()}.mp3")
+    tag_version(*stubbed_tagging())
     assert aws_call_log.read_records(str(log)) == []
 
 
@@ -87,35 +90,32 @@ def _in_thread(name: str, target: Callable[[], None]) -> None:
     thread.join()
 
 
+def tag_in_archive_thread(thread_name: str, s3: Any, key: str) -> None:
+    """`tag_version` in a thread named `thread_name`, started from ArchiveFunction's handler."""
+    as_module("recording_archive.handlers.archive_stream", _in_thread)(
+        thread_name, partial(tag_version, s3, key)
+    )
+
+
 def test_a_part_upload_thread_is_attributed_to_the_active_handler(log: Path) -> None:
-    s3, stubber = stubbed_s3()
-    stubber.add_response("put_object_tagging", {})
-    key = f"recordings/{uuid.uuid4()}.mp3"
+    s3, key = stubbed_tagging()
 
     # The handler's thread waits while a pool thread makes the call, as RecordingStore does.
-    as_module("recording_archive.handlers.archive_stream", _in_thread)(
-        "s3-part_0", partial(tag_version, s3, key)
-    )
+    tag_in_archive_thread("s3-part_0", s3, key)
     (record,) = aws_call_log.read_records(str(log))
     assert record["functions"] == ["ArchiveFunction"]
     assert "ambiguous" not in record
 
 
 def test_another_thread_without_a_handler_frame_is_not_recorded(log: Path) -> None:
-    s3, stubber = stubbed_s3()
-    stubber.add_response("put_object_tagging", {})
-    key = f"recordings/{uuid.uuid4()}.mp3"
+    s3, key = stubbed_tagging()
 
-    as_module("recording_archive.handlers.archive_stream", _in_thread)(
-        "test-helper", partial(tag_version, s3, key)
-    )
+    tag_in_archive_thread("test-helper", s3, key)
     assert aws_call_log.read_records(str(log)) == []
 
 
 def test_a_pool_call_with_two_handlers_active_names_both(log: Path) -> None:
-    s3, stubber = stubbed_s3()
-    stubber.add_response("put_object_tagging", {})
-    key = f"recordings/{uuid.uuid4()}.mp3"
+    s3, key = stubbed_tagging()
     inside, release = threading.Event(), threading.Event()
 
     def other_handler() -> None:
@@ -128,9 +128,7 @@ def test_a_pool_call_with_two_handlers_active_names_both(log: Path) -> None:
     other.start()
     try:
         assert inside.wait(10)
-        as_module("recording_archive.handlers.archive_stream", _in_thread)(
-            "s3-part_1", partial(tag_version, s3, key)
-        )
+        tag_in_archive_thread("s3-part_1", s3, key)
     finally:
         release.set()
         other.join()

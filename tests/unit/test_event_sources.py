@@ -7,11 +7,8 @@ from typing import Any
 
 import pytest
 
-from recording_archive_cli.cfn import load_template
-from recording_archive_cli.errors import CLIError
-from recording_archive_cli.event_sources import (
+from recording_archive_cli.local.event_sources import (
     StreamMapping,
-    function_setting,
     lambda_sqs_record,
     lambda_stream_record,
     on_failure_message,
@@ -20,8 +17,10 @@ from recording_archive_cli.event_sources import (
     sqs_batch_size,
     stream_mapping,
 )
-from recording_archive_cli.lambda_worker import FunctionError, FunctionTimeoutError
-from recording_archive_cli.local_resources import stream_filter_patterns
+from recording_archive_cli.local.filters import stream_filter_patterns
+from recording_archive_cli.local.functions import function_setting
+from recording_archive_cli.local.lambda_worker import FunctionError, FunctionTimeoutError
+from recording_archive_cli.local.template import TemplateError, load_template
 
 COMPLETED_FILTER = {
     "eventName": ["INSERT"],
@@ -332,11 +331,11 @@ def test_template_errors_are_cli_errors() -> None:
             }
         }
     }
-    with pytest.raises(CLIError, match="Timeout must be a plain number"):
+    with pytest.raises(TemplateError, match="Timeout must be a plain number"):
         function_setting(template, "Fn", "Timeout", 3)
-    with pytest.raises(CLIError, match="StartingPosition"):
+    with pytest.raises(TemplateError, match="StartingPosition"):
         stream_mapping(template, "Fn", [])
-    with pytest.raises(CLIError, match="exactly one SQS event"):
+    with pytest.raises(TemplateError, match="exactly one SQS event"):
         sqs_batch_size(template, "Fn")
-    with pytest.raises(CLIError, match="not an AWS::Serverless::Function"):
+    with pytest.raises(TemplateError, match="no such AWS::Serverless::Function"):
         function_setting(template, "Missing", "Timeout", 3)

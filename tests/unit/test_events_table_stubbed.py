@@ -11,8 +11,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from recording_archive.dal.events_table import PutOutcome, RecordingEventStore, serialize_item
+from recording_archive.dal.events_table import RecordingEventStore, serialize_item
 from recording_archive.models.errors import EventStoreUnavailableError
+from recording_archive.models.item import PutOutcome
 
 TABLE = "events"
 ITEM: dict[str, Any] = {

@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from recording_archive_cli.lambda_worker import (
+from recording_archive_cli.local.lambda_worker import (
     FunctionError,
     FunctionTimeoutError,
     LambdaWorker,
     WorkerError,
 )
 
-HANDLERS = "tests.unit.worker_handlers"
+HANDLERS = "tests.support.worker_handlers"
 BASE_ENV = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.getcwd()}
 
 

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from recording_archive_cli.local_stack import env_overrides, function_env_override
+from recording_archive_cli.commands.local import env_overrides, function_env_override
 
 
 def test_parses_function_name_and_value() -> None:

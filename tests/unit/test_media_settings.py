@@ -11,9 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from recording_archive.config import ArchiveSettings, SweeperSettings
-from recording_archive.wiring import media_policy
-from recording_archive_cli.cfn import load_template
-from recording_archive_cli.local_stack import (
+from recording_archive.handlers.wiring import media_policy
+from recording_archive_cli.local.stack import (
     ARCHIVE_ID,
     CALLBACK_ID,
     DRAIN_ID,
@@ -21,7 +20,8 @@ from recording_archive_cli.local_stack import (
     SWEEPER_ID,
     local_overrides,
 )
-from recording_archive_cli.local_tls import MediaTrust, ca_bundle_file
+from recording_archive_cli.local.template import load_template
+from recording_archive_cli.local.tls import MediaTrust, ca_bundle_file
 from recording_archive_cli.main import build_parser
 from tests.support.tls import LocalCA
 

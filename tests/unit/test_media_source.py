@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from recording_archive.dal.media_source import MediaPolicy, MediaSource
+from recording_archive.dal.media import MediaPolicy, MediaSource
 from recording_archive.models.errors import MediaRefusedError, MediaUnavailableError
 from tests.support.media_server import MediaServer
 

@@ -11,14 +11,6 @@ from typing import Any
 
 import pytest
 
-from recording_archive.dal.events_table import PutOutcome
-from recording_archive.dal.plivo_api import (
-    Interaction,
-    MaskingSession,
-    PlivoAuthError,
-    PlivoNotFoundError,
-    RecordingResource,
-)
 from recording_archive.logic.archive_recording import ArchiveJob, ArchiveOutcome
 from recording_archive.logic.reconcile import (
     Action,
@@ -27,7 +19,16 @@ from recording_archive.logic.reconcile import (
     reconciled_item,
 )
 from recording_archive.models.errors import MediaUnavailableError
-from recording_archive_cli.ops import Progress, duration, table
+from recording_archive.models.item import PutOutcome
+from recording_archive.models.plivo import (
+    Interaction,
+    MaskingSession,
+    PlivoAuthError,
+    PlivoNotFoundError,
+    RecordingResource,
+)
+from recording_archive_cli.commands.options import duration
+from recording_archive_cli.commands.output import Progress, table
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 START_MS = int(datetime(2026, 11, 20, 11, 0, tzinfo=UTC).timestamp() * 1000)

@@ -15,7 +15,8 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
-from recording_archive.dal.recording_store import ObjectSpec, RecordingStore
+from recording_archive.dal.recording_store import RecordingStore
+from recording_archive.models.archive import ObjectSpec
 from recording_archive.models.errors import ArchiveConflictError, UploadError
 
 MiB = 1024 * 1024
@@ -44,8 +45,11 @@ def reader(data: bytes) -> Callable[[int], bytes]:
     return stream.read
 
 
+Stubbed = tuple[Any, Stubber, list[float]]  # client, its Stubber, the sleeps asked for
+
+
 @pytest.fixture
-def stubbed() -> Iterator[tuple[Any, Stubber, list[float]]]:
+def stubbed() -> Iterator[Stubbed]:
     client = boto3.client("s3", region_name="us-east-1")
     with Stubber(client) as stub:
         yield client, stub, []
@@ -103,6 +107,18 @@ def complete_params() -> dict[str, Any]:
     }
 
 
+def expect_all_parts(stub: Stubber) -> None:
+    """The upload created and its three parts sent, as expected."""
+    expect_create(stub)
+    for n in (1, 2, 3):
+        expect_part(stub, n)
+
+
+def put(client: Any, sleeps: list[float], data: bytes = DATA) -> Any:
+    """RecordingStore.put_stream of `data` (by default the three-part DATA) to SPEC."""
+    return store(client, sleeps).put_stream(SPEC, reader(data), len(data))
+
+
 def expect_abort(stub: Stubber) -> None:
     stub.add_response(
         "abort_multipart_upload",
@@ -135,19 +151,17 @@ def expect_head(
     )
 
 
-def test_multipart_happy_path_parameters(stubbed: tuple[Any, Stubber, list[float]]) -> None:
+def test_multipart_happy_path_parameters(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
-    expect_create(stub)
-    for n in (1, 2, 3):
-        expect_part(stub, n)
+    expect_all_parts(stub)
     stub.add_response("complete_multipart_upload", {"VersionId": "v1"}, complete_params())
     expect_tagging(stub)
-    result = store(client, sleeps).put_stream(SPEC, reader(DATA), len(DATA))
+    result = put(client, sleeps)
     assert (result.version_id, result.size, result.sha256_hex) == ("v1", len(DATA), SHA)
     assert not result.already_existed
 
 
-def test_single_put_parameters(stubbed: tuple[Any, Stubber, list[float]]) -> None:
+def test_single_put_parameters(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
     data = b"ID3 small recording"
     sha = hashlib.sha256(data).hexdigest()
@@ -170,41 +184,41 @@ def test_single_put_parameters(stubbed: tuple[Any, Stubber, list[float]]) -> Non
             "ExpectedBucketOwner": OWNER,
         },
     )
-    result = store(client, sleeps).put_stream(SPEC, reader(data), len(data))
+    result = put(client, sleeps, data)
     assert (result.version_id, result.sha256_hex) == ("v9", sha)
 
 
-def test_bad_digest_on_a_part_aborts(stubbed: tuple[Any, Stubber, list[float]]) -> None:
+@pytest.mark.parametrize(
+    ("parts_sent", "code", "message", "status"),
+    [
+        (0, "BadDigest", "The Content-MD5 you specified did not match", 400),
+        (1, "InvalidDigest", "bad checksum", 400),
+        (0, "AccessDenied", "Access Denied", 403),
+    ],
+)
+def test_an_error_on_a_part_aborts(
+    stubbed: Stubbed, parts_sent: int, code: str, message: str, status: int
+) -> None:
     client, stub, sleeps = stubbed
     expect_create(stub)
-    stub.add_client_error("upload_part", "BadDigest", "The Content-MD5 you specified did not match")
+    for n in range(1, parts_sent + 1):
+        expect_part(stub, n)
+    stub.add_client_error("upload_part", code, message, status)
     expect_abort(stub)
-    with pytest.raises(UploadError, match="BadDigest"):
-        store(client, sleeps).put_stream(SPEC, reader(DATA), len(DATA))
+    with pytest.raises(UploadError, match=code):
+        put(client, sleeps)
 
 
-def test_invalid_digest_on_a_later_part_aborts(stubbed: tuple[Any, Stubber, list[float]]) -> None:
-    client, stub, sleeps = stubbed
-    expect_create(stub)
-    expect_part(stub, 1)
-    stub.add_client_error("upload_part", "InvalidDigest", "bad checksum")
-    expect_abort(stub)
-    with pytest.raises(UploadError, match="InvalidDigest"):
-        store(client, sleeps).put_stream(SPEC, reader(DATA), len(DATA))
-
-
-def test_bad_digest_on_single_put(stubbed: tuple[Any, Stubber, list[float]]) -> None:
+def test_bad_digest_on_single_put(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
     stub.add_client_error("put_object", "BadDigest", "checksum mismatch")
     with pytest.raises(UploadError, match="BadDigest"):
-        store(client, sleeps).put_stream(SPEC, reader(b"abc"), 3)
+        put(client, sleeps, b"abc")
 
 
-def test_409_on_complete_is_retried(stubbed: tuple[Any, Stubber, list[float]]) -> None:
+def test_409_on_complete_is_retried(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
-    expect_create(stub)
-    for n in (1, 2, 3):
-        expect_part(stub, n)
+    expect_all_parts(stub)
     for _ in range(2):
         stub.add_client_error(
             "complete_multipart_upload",
@@ -215,44 +229,38 @@ def test_409_on_complete_is_retried(stubbed: tuple[Any, Stubber, list[float]]) -
         )
     stub.add_response("complete_multipart_upload", {"VersionId": "v1"}, complete_params())
     expect_tagging(stub)
-    result = store(client, sleeps).put_stream(SPEC, reader(DATA), len(DATA))
+    result = put(client, sleeps)
     assert not result.already_existed
     assert len(sleeps) == 2
 
 
-def test_persistent_409_is_treated_like_412(stubbed: tuple[Any, Stubber, list[float]]) -> None:
+def test_persistent_409_is_treated_like_412(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
-    expect_create(stub)
-    for n in (1, 2, 3):
-        expect_part(stub, n)
+    expect_all_parts(stub)
     for _ in range(4):
         stub.add_client_error(
             "complete_multipart_upload", "ConditionalRequestConflict", "conflict", 409
         )
     expect_abort(stub)
     expect_head(stub, metadata={"sha256": SHA})
-    result = store(client, sleeps).put_stream(SPEC, reader(DATA), len(DATA))
+    result = put(client, sleeps)
     assert result.already_existed
     assert result.version_id == "v0"
     assert len(sleeps) == 3
 
 
-def test_409_on_single_put_is_retried(stubbed: tuple[Any, Stubber, list[float]]) -> None:
+def test_409_on_single_put_is_retried(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
     stub.add_client_error("put_object", "ConditionalRequestConflict", "conflict", 409)
     stub.add_response("put_object", {"VersionId": "v2"})
-    result = store(client, sleeps).put_stream(SPEC, reader(b"abc"), 3)
+    result = put(client, sleeps, b"abc")
     assert result.version_id == "v2"
     assert len(sleeps) == 1
 
 
-def test_412_on_complete_verifies_the_tagged_object(
-    stubbed: tuple[Any, Stubber, list[float]],
-) -> None:
+def test_412_on_complete_verifies_the_tagged_object(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
-    expect_create(stub)
-    for n in (1, 2, 3):
-        expect_part(stub, n)
+    expect_all_parts(stub)
     stub.add_client_error(
         "complete_multipart_upload", "PreconditionFailed", "At least one precondition", 412
     )
@@ -263,29 +271,23 @@ def test_412_on_complete_verifies_the_tagged_object(
         {"TagSet": [{"Key": "sha256", "Value": SHA}]},
         {"Bucket": B, "Key": K, "VersionId": "v0", "ExpectedBucketOwner": OWNER},
     )
-    result = store(client, sleeps).put_stream(SPEC, reader(DATA), len(DATA))
+    result = put(client, sleeps)
     assert result.already_existed
     assert (result.size, result.sha256_hex) == (len(DATA), SHA)
 
 
-def test_412_on_complete_with_other_bytes_is_a_conflict(
-    stubbed: tuple[Any, Stubber, list[float]],
-) -> None:
+def test_412_on_complete_with_other_bytes_is_a_conflict(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
-    expect_create(stub)
-    for n in (1, 2, 3):
-        expect_part(stub, n)
+    expect_all_parts(stub)
     stub.add_client_error("complete_multipart_upload", "PreconditionFailed", "", 412)
     expect_abort(stub)
     expect_head(stub)
     stub.add_response("get_object_tagging", {"TagSet": [{"Key": "sha256", "Value": "0" * 64}]})
     with pytest.raises(ArchiveConflictError):
-        store(client, sleeps).put_stream(SPEC, reader(DATA), len(DATA))
+        put(client, sleeps)
 
 
-def test_412_on_an_untagged_object_hashes_and_tags_it(
-    stubbed: tuple[Any, Stubber, list[float]],
-) -> None:
+def test_412_on_an_untagged_object_hashes_and_tags_it(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
     stub.add_client_error("put_object", "PreconditionFailed", "", 412)
     data = b"existing bytes"
@@ -298,86 +300,61 @@ def test_412_on_an_untagged_object_hashes_and_tags_it(
         {"Bucket": B, "Key": K, "VersionId": "v0", "ExpectedBucketOwner": OWNER},
     )
     expect_tagging(stub, version="v0", sha=sha)
-    result = store(client, sleeps).put_stream(SPEC, reader(data), len(data))
+    result = put(client, sleeps, data)
     assert result.already_existed
 
 
-def test_412_but_the_object_is_gone_is_retryable(
-    stubbed: tuple[Any, Stubber, list[float]],
-) -> None:
+def test_412_but_the_object_is_gone_is_retryable(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
     stub.add_client_error("put_object", "PreconditionFailed", "", 412)
     stub.add_client_error("head_object", "404", "Not Found", 404)
     with pytest.raises(UploadError) as info:
-        store(client, sleeps).put_stream(SPEC, reader(b"abc"), 3)
+        put(client, sleeps, b"abc")
     assert info.value.retryable
 
 
-def test_412_with_a_different_size_is_a_conflict(
-    stubbed: tuple[Any, Stubber, list[float]],
-) -> None:
+def test_412_with_a_different_size_is_a_conflict(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
     stub.add_client_error("put_object", "PreconditionFailed", "", 412)
     expect_head(stub, size=4, metadata={"sha256": hashlib.sha256(b"abc").hexdigest()})
     with pytest.raises(ArchiveConflictError):
-        store(client, sleeps).put_stream(SPEC, reader(b"abc"), 3)
+        put(client, sleeps, b"abc")
 
 
-def test_access_denied_on_create(stubbed: tuple[Any, Stubber, list[float]]) -> None:
+@pytest.mark.parametrize(
+    ("operation", "data"), [("create_multipart_upload", DATA), ("put_object", b"abc")]
+)
+def test_access_denied_on_create_or_put(stubbed: Stubbed, operation: str, data: bytes) -> None:
     client, stub, sleeps = stubbed
-    stub.add_client_error("create_multipart_upload", "AccessDenied", "Access Denied", 403)
-    with pytest.raises(UploadError, match="AccessDenied"):
-        store(client, sleeps).put_stream(SPEC, reader(DATA), len(DATA))
-
-
-def test_access_denied_on_a_part_aborts(stubbed: tuple[Any, Stubber, list[float]]) -> None:
-    client, stub, sleeps = stubbed
-    expect_create(stub)
-    stub.add_client_error("upload_part", "AccessDenied", "Access Denied", 403)
-    expect_abort(stub)
-    with pytest.raises(UploadError, match="AccessDenied"):
-        store(client, sleeps).put_stream(SPEC, reader(DATA), len(DATA))
-
-
-def test_access_denied_on_put(stubbed: tuple[Any, Stubber, list[float]]) -> None:
-    client, stub, sleeps = stubbed
-    stub.add_client_error("put_object", "AccessDenied", "Access Denied", 403)
+    stub.add_client_error(operation, "AccessDenied", "Access Denied", 403)
     with pytest.raises(UploadError, match="AccessDenied") as info:
-        store(client, sleeps).put_stream(SPEC, reader(b"abc"), 3)
+        put(client, sleeps, data)
     assert info.value.retryable
 
 
-def test_failed_abort_does_not_hide_the_original_error(
-    stubbed: tuple[Any, Stubber, list[float]],
-) -> None:
+def test_failed_abort_does_not_hide_the_original_error(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
     expect_create(stub)
     stub.add_client_error("upload_part", "InternalError", "We encountered an internal error", 500)
     stub.add_client_error("abort_multipart_upload", "AccessDenied", "Access Denied", 403)
     with pytest.raises(UploadError, match="InternalError"):
-        store(client, sleeps).put_stream(SPEC, reader(DATA), len(DATA))
+        put(client, sleeps)
 
 
-def test_upload_already_gone_on_abort_is_fine(stubbed: tuple[Any, Stubber, list[float]]) -> None:
+def test_upload_already_gone_on_abort_is_fine(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
-    expect_create(stub)
-    for n in (1, 2, 3):
-        expect_part(stub, n)
+    expect_all_parts(stub)
     stub.add_client_error("complete_multipart_upload", "PreconditionFailed", "", 412)
     stub.add_client_error("abort_multipart_upload", "NoSuchUpload", "gone", 404)
     expect_head(stub, metadata={"sha256": SHA})
-    assert store(client, sleeps).put_stream(SPEC, reader(DATA), len(DATA)).already_existed
+    assert put(client, sleeps).already_existed
 
 
-def test_tagging_failure_after_complete_is_retryable(
-    stubbed: tuple[Any, Stubber, list[float]],
-) -> None:
+def test_tagging_failure_after_complete_is_retryable(stubbed: Stubbed) -> None:
     client, stub, sleeps = stubbed
-    expect_create(stub)
-    for n in (1, 2, 3):
-        expect_part(stub, n)
+    expect_all_parts(stub)
     stub.add_response("complete_multipart_upload", {"VersionId": "v1"})
     stub.add_client_error("put_object_tagging", "AccessDenied", "Access Denied", 403)
     with pytest.raises(UploadError) as info:
-        store(client, sleeps).put_stream(SPEC, reader(DATA), len(DATA))
+        put(client, sleeps)
     assert info.value.retryable

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from reliability.tcp_proxy import FaultProxy
+from tests.support.tcp_proxy import FaultProxy
 
 
 class _Recorder(BaseHTTPRequestHandler):

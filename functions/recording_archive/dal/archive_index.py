@@ -23,8 +23,8 @@ from recording_archive.dal.events_table import RecordingEventStore, deserialize_
 from recording_archive.models import item as f
 from recording_archive.models.errors import EventStoreUnavailableError
 
-RECORDING_INDEX = "RecordingIndex"
-SOURCE_DELETED_AT = "SourceDeletedAt"
+RECORDING_INDEX = f.RECORDING_INDEX  # attribute names: models/item.py
+SOURCE_DELETED_AT = f.SOURCE_DELETED_AT
 
 
 class ArchiveIndex(RecordingEventStore):

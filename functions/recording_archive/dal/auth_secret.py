@@ -56,6 +56,12 @@ def load_credentials(secret_id: str, *, max_age: int, provider: Any = None) -> P
         return PlivoCredentials()  # not JSON: no usable token, refuse everything
     except GetParameterError as exc:
         raise SecretUnavailableError("auth secret could not be read") from exc
+    return parse_credentials(raw)
+
+
+def parse_credentials(raw: object) -> PlivoCredentials:
+    """The secret's rule, for its decoded JSON value (the operator CLI reads it too): anything
+    but an object of the documented shape holds no usable token."""
     if not isinstance(raw, dict):
         return PlivoCredentials()
     # A single "auth_token" is accepted too, for operators who paste just one.

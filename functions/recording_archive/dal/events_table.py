@@ -16,27 +16,21 @@ throttling and 5xx answers by the time an error reaches this module.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from recording_archive.models import item as f
+from recording_archive.models.archive import Claim, ClaimRefusal, ClaimRefused
 from recording_archive.models.errors import EventStoreUnavailableError
+from recording_archive.models.item import PutOutcome
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-class PutOutcome(StrEnum):
-    STORED = "stored"
-    DUPLICATE = "duplicate"
-    CONFLICT = "conflict"
 
 
 def serialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,37 +52,9 @@ def _is_conditional_failure(exc: ClientError) -> bool:
 
 
 # --- archive claims ------------------------------------------------------------------------------
-# Attributes of a claimed item (written by `claim`, removed when the attempt reports its outcome).
-# Epoch seconds until which the attempt holds the item; still present once past means the attempt
-# never reported (its worker was killed or timed out).
-ARCHIVE_LEASE_UNTIL = "ArchiveLeaseUntil"
-ARCHIVE_CLAIM_TOKEN = "ArchiveClaimToken"  # noqa: S105 - an attribute name: the holder's token
-
-
-class ClaimRefusal(StrEnum):
-    GONE = "gone"  # no such item (expired by TTL, erased)
-    ARCHIVED = "archived"
-    HELD = "held"  # another attempt holds an unexpired lease
-    EXHAUSTED = "exhausted"  # max_attempts attempts were made already
-    NOT_DUE = "not_due"  # backing off: due after `due_by`
-
-
-@dataclass(frozen=True)
-class Claim:
-    """This attempt holds the item until `lease_until`; it is attempt number `attempts`."""
-
-    token: str
-    attempts: int
-    lease_until: int
-    abandoned_lease: bool  # the previous attempt's lease ran out without a report
-
-
-@dataclass(frozen=True)
-class ClaimRefused:
-    reason: ClaimRefusal
-    attempts: int = 0
-    last_error: str = ""
-    abandoned_lease: bool = False  # an expired lease is still on the item
+# The claim's attributes (models/item.py), also importable from here.
+ARCHIVE_LEASE_UNTIL = f.ARCHIVE_LEASE_UNTIL
+ARCHIVE_CLAIM_TOKEN = f.ARCHIVE_CLAIM_TOKEN
 
 
 class RecordingEventStore:

@@ -23,13 +23,10 @@ https, except on a loopback host (tests and the local stack).
 
 from __future__ import annotations
 
-import email.utils
 import json
 import random
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -38,92 +35,44 @@ from urllib.parse import urlencode, urlsplit
 import urllib3
 from urllib3.exceptions import HTTPError
 
-from recording_archive.models.errors import RecordingArchiveError
+from recording_archive.dal.retry_after import retry_after_seconds
+from recording_archive.models.plivo import (
+    Interaction,
+    MaskingSession,
+    PlivoApiError,
+    PlivoAuthError,
+    PlivoNotFoundError,
+    PlivoUnavailableError,
+    RecordingResource,
+    check_id,
+    recording_id_from_url,
+)
+
+# The Plivo types and errors live in models/plivo.py; importable from here too (the client's API).
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MAX_WINDOW",
+    "Interaction",
+    "MaskingSession",
+    "PlivoApi",
+    "PlivoApiError",
+    "PlivoAuthError",
+    "PlivoNotFoundError",
+    "PlivoUnavailableError",
+    "RecordingResource",
+    "check_id",
+    "recording_id_from_url",
+    "windows",
+]
 
 DEFAULT_BASE_URL = "https://api.plivo.com"
 PAGE_LIMIT = 20  # Plivo's maximum page size
 MAX_WINDOW = timedelta(days=30)  # Plivo's maximum created_time window
 _FILTER_TIME = "%Y-%m-%d %H:%M:%S"
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-_RECORDING_PATH = re.compile(r"/Recording/([A-Za-z0-9][A-Za-z0-9_-]{0,127})/?$")
 _USER_AGENT = "plivo-recording-archive/1"
 _MAX_PAGES = 10_000
 _jitter = random.SystemRandom()
-
-
-class PlivoApiError(RecordingArchiveError):
-    """Plivo answered something this client cannot use (a 4xx, a malformed body)."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class PlivoAuthError(PlivoApiError):
-    """401/403: wrong auth id or token, or a (sub)account without access."""
-
-
-class PlivoNotFoundError(PlivoApiError):
-    """404: no such session or recording."""
-
-
-class PlivoUnavailableError(PlivoApiError):
-    """429, 5xx or connection failures that outlasted the retries."""
-
-
-@dataclass(frozen=True)
-class Interaction:
-    type: str
-    start_time: str
-    end_time: str
-    recording_resource_url: str | None
-    raw: Mapping[str, Any] = field(repr=False)
-
-    @property
-    def recording_id(self) -> str | None:
-        """The recording id at the end of recording_resource_url (None when not recorded)."""
-        return recording_id_from_url(self.recording_resource_url)
-
-
-@dataclass(frozen=True)
-class MaskingSession:
-    session_uuid: str
-    status: str
-    created_time: str
-    record: bool
-    record_file_format: str
-    interactions: tuple[Interaction, ...]
-    raw: Mapping[str, Any] = field(repr=False)
-
-
-@dataclass(frozen=True)
-class RecordingResource:
-    recording_id: str
-    recording_url: str
-    recording_format: str  # "mp3" or "wav", without a dot
-    call_uuid: str
-    add_time: str
-    recording_duration_ms: Decimal | None
-    recording_start_ms: Decimal | None
-    recording_end_ms: Decimal | None
-    raw: Mapping[str, Any] = field(repr=False)
-
-
-def recording_id_from_url(url: str | None) -> str | None:
-    """`https://api.plivo.com/v1/Account/MA.../Recording/{id}/` -> `{id}`; None if not that."""
-    if not url:
-        return None
-    match = _RECORDING_PATH.search(urlsplit(url).path)
-    return match.group(1) if match else None
-
-
-def check_id(value: str, what: str) -> str:
-    """Ids go into URL paths: letters, digits, '-' and '_' only."""
-    if not isinstance(value, str) or not _ID.match(value):
-        raise PlivoApiError(f"invalid {what}: letters, digits, '-' and '_' only")
-    return value
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -133,21 +82,6 @@ def _decimal(value: Any) -> Decimal | None:
         return Decimal(str(value))
     except InvalidOperation:
         return None
-
-
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def windows(
@@ -230,7 +164,7 @@ class PlivoApi:
             status = response.status
             body = response.data
             if status == 429 or 500 <= status <= 599:
-                delay = _retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+                delay = retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC))
                 self._wait_or_raise(attempt, delay, f"HTTP {status}", status)
                 continue
             return self._decode(method, path, status, body)

@@ -43,11 +43,11 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from recording_archive.models.archive import ObjectSpec, StoredObject
 from recording_archive.models.errors import (
     ArchiveConflictError,
     MediaIntegrityError,
@@ -64,26 +64,6 @@ MAX_PARTS = 10_000
 SHA256_KEY = "sha256"
 _READ_CHUNK = 1 * MiB
 _CONFLICT_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class ObjectSpec:
-    bucket: str
-    key: str
-    content_type: str
-    metadata: dict[str, str]
-    kms_key_id: str
-    expected_bucket_owner: str
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    bucket: str
-    key: str
-    version_id: str | None
-    size: int
-    sha256_hex: str
-    already_existed: bool
 
 
 def _b64_sha256(data: bytes | bytearray) -> str:

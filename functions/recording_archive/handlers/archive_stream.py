@@ -20,7 +20,6 @@ lease runs out, finishes it. ARCHIVED, gone or not-archivable records are skippe
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -34,7 +33,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from recording_archive.config import archive_settings
+from recording_archive.handlers import wiring
 from recording_archive.logic.archive_recording import (
     ArchiveJob,
     ArchiveOutcome,
@@ -44,16 +43,10 @@ from recording_archive.logic.archive_recording import (
 )
 from recording_archive.models import item as f
 from recording_archive.observability import logger, metrics
-from recording_archive.wiring import build_archiver
 
 processor = BatchProcessor(
     event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
 )
-
-
-@cache
-def default_archiver() -> Archiver:
-    return build_archiver(archive_settings())
 
 
 def archive_record(
@@ -78,7 +71,7 @@ def archive_record(
     time_left = None
     if lambda_context is not None:
         time_left = seconds_left(lambda_context.get_remaining_time_in_millis)
-    outcome: ArchiveOutcome = (archiver or default_archiver()).archive(job, time_left=time_left)
+    outcome: ArchiveOutcome = (archiver or wiring.archiver()).archive(job, time_left=time_left)
     return outcome.value
 
 

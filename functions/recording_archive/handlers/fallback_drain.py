@@ -11,7 +11,6 @@ dead-letter queue, which alarms. Nothing is dropped.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -23,11 +22,12 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from recording_archive.config import table_settings
-from recording_archive.dal.aws import call_deadlines, dynamodb_client
-from recording_archive.dal.events_table import PutOutcome, RecordingEventStore
+from recording_archive.dal.aws import call_deadlines
+from recording_archive.dal.events_table import RecordingEventStore
 from recording_archive.dal.fallback_queue import decode_message
+from recording_archive.handlers import wiring
 from recording_archive.models import item as f
+from recording_archive.models.item import PutOutcome
 from recording_archive.observability import logger, metrics
 from recording_archive.time_budgets import drain_deadlines
 
@@ -36,15 +36,10 @@ from recording_archive.time_budgets import drain_deadlines
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-@cache
-def default_store() -> RecordingEventStore:
-    return RecordingEventStore(dynamodb_client(), table_settings().events_table_name)
-
-
 def drain_record(record: SQSRecord, store: RecordingEventStore | None = None) -> PutOutcome:
     item = decode_message(record.body)
     item[f.SOURCE] = f.Source.FALLBACK.value
-    outcome = (store or default_store()).put_new(item)
+    outcome = (store or wiring.table_store()).put_new(item)
     metrics.add_metric(name="FallbackDrained", unit=MetricUnit.Count, value=1)
     logger.info(
         "fallback event %s",

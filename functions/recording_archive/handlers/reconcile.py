@@ -16,47 +16,28 @@ run continues (already archived recordings are skipped).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from recording_archive.config import ReconcileSettings, reconcile_settings
-from recording_archive.dal.archive_index import ArchiveIndex
-from recording_archive.dal.auth_secret import load_credentials
-from recording_archive.dal.aws import dynamodb_client
-from recording_archive.dal.plivo_api import PlivoApi, PlivoAuthError
+from recording_archive.handlers import wiring
 from recording_archive.logic.archive_recording import seconds_left
 from recording_archive.logic.reconcile import PROBLEMS, Reconciler
 from recording_archive.observability import logger, metrics
-from recording_archive.wiring import build_archiver
 
 # Leave time to finish the recording in progress (a large file can take minutes).
 _STOP_WHEN_REMAINING_MS = 5 * 60 * 1000
 
 
-@cache
-def _defaults() -> tuple[ReconcileSettings, ArchiveIndex]:
-    settings = reconcile_settings()
-    return settings, ArchiveIndex(dynamodb_client(), settings.events_table_name)
-
-
-def plivo_client(settings: ReconcileSettings) -> PlivoApi:
-    creds = load_credentials(settings.auth_secret_id, max_age=settings.secret_max_age_seconds)
-    if not creds.auth_id or not creds.auth_tokens:
-        raise PlivoAuthError("the auth secret holds no Plivo auth id and token")
-    return PlivoApi(creds.auth_id, creds.auth_tokens[0], base_url=settings.plivo_api_base_url)
-
-
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings, index = _defaults()
+    settings, index = wiring.reconcile_collaborators()
     reconciler = Reconciler(
-        plivo_client(settings),
+        wiring.plivo_api(wiring.credentials(settings), settings.plivo_api_base_url),
         index,
-        build_archiver(settings),
+        wiring.build_archiver(settings),
         retention_days=settings.retention_days,
     )
     until = datetime.now(UTC)

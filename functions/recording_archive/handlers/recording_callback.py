@@ -22,44 +22,29 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from recording_archive.config import CALLBACK_PATH, CallbackSettings, callback_settings
-from recording_archive.dal.auth_secret import (
-    PlivoCredentials,
-    SecretUnavailableError,
-    load_credentials,
-)
-from recording_archive.dal.aws import call_deadlines, dynamodb_client, sqs_client
-from recording_archive.dal.events_table import RecordingEventStore
-from recording_archive.dal.fallback_queue import FallbackQueue
+from recording_archive.config import CALLBACK_PATH, CallbackSettings
+from recording_archive.dal.auth_secret import PlivoCredentials, SecretUnavailableError
+from recording_archive.dal.aws import call_deadlines
+from recording_archive.handlers import http_errors, wiring
 from recording_archive.logic.callback_request import (
     decode_request,
     validate_callback,
     verify_request,
 )
-from recording_archive.logic.store_callback import (
-    EventStore,
-    Fallback,
-    StoreResult,
-    build_item,
-    store_event,
-)
+from recording_archive.logic.store_callback import StoreResult, build_item, store_event
 from recording_archive.models import callback_openapi
 from recording_archive.models import item as f
 from recording_archive.models.errors import (
     CallbackRejectedError,
-    CallbackValidationError,
     FallbackUnavailableError,
     MalformedBodyError,
 )
@@ -68,29 +53,6 @@ from recording_archive.time_budgets import callback_deadlines
 
 app = APIGatewayHttpResolver()
 
-
-@dataclass(frozen=True)
-class CallbackDependencies:
-    settings: CallbackSettings
-    store: EventStore
-    fallback: Fallback
-    credentials: Any  # () -> PlivoCredentials
-
-
-@cache
-def default_dependencies() -> CallbackDependencies:
-    settings = callback_settings()
-    return CallbackDependencies(
-        settings=settings,
-        store=RecordingEventStore(dynamodb_client(), settings.events_table_name),
-        fallback=FallbackQueue(sqs_client, settings.fallback_queue_url),
-        credentials=lambda: load_credentials(
-            settings.auth_secret_id, max_age=settings.secret_max_age_seconds
-        ),
-    )
-
-
-_deps: CallbackDependencies | None = None
 
 # A signature has no timestamp, so a captured request can be replayed; storage is idempotent,
 # which makes a replay harmless. This small per-environment memory only makes replays visible.
@@ -119,17 +81,11 @@ def public_callback_url(settings: CallbackSettings, event: APIGatewayProxyEventV
     if settings.public_callback_url:
         return settings.public_callback_url
     ctx = event.request_context
-    domain = ctx.domain_name or (
-        f"{ctx.api_id}.execute-api.{settings.aws_region or os.environ.get('AWS_REGION', '')}"
-        ".amazonaws.com"
-    )
+    # AWS_REGION is read into the settings like every other variable (Lambda always sets it).
+    domain = ctx.domain_name or f"{ctx.api_id}.execute-api.{settings.aws_region}.amazonaws.com"
     stage = ctx.stage or "$default"
     prefix = "" if stage == "$default" or ".execute-api." not in domain else f"/{stage}"
     return f"https://{domain}{prefix}{CALLBACK_PATH}"
-
-
-def _json(status: int, body: dict[str, Any]) -> Response[Any]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
 
 def _count(name: str, **dimensions: str) -> None:
@@ -173,7 +129,7 @@ def _body_bytes(event: APIGatewayProxyEventV2) -> bytes:
     openapi_extensions=callback_openapi.GET_EXTENSIONS,
 )
 def receive_callback() -> Response[Any]:
-    deps = _deps or default_dependencies()
+    deps = wiring.callback_dependencies()
     event = app.current_event
     method = event.request_context.http.method.upper()
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
@@ -184,7 +140,7 @@ def receive_callback() -> Response[Any]:
     except SecretUnavailableError:
         logger.error("auth secret unavailable: callback cannot be verified")
         _count("SignatureUnverifiable")
-        return _json(503, {"error": "unavailable", "message": "signature cannot be verified now"})
+        return http_errors.secret_unavailable()
     verify_request(request, public_callback_url(deps.settings, event), credentials.auth_tokens)
     if _seen_before(request.nonce, request.signatures):
         logger.warning("signed request seen before (replay or retry)")
@@ -203,7 +159,7 @@ def receive_callback() -> Response[Any]:
     except FallbackUnavailableError:
         logger.error("event lost unless Plivo retries: table and fallback queue both failed")
         _count("CallbackStoreFailed")
-        return _json(503, {"error": "unavailable", "message": "event could not be stored"})
+        return http_errors.store_unavailable()
 
     event_name = callback.EventName if callback.EventName in f.KNOWN_EVENTS else "Other"
     if result is StoreResult.DUPLICATE:
@@ -230,7 +186,7 @@ def receive_callback() -> Response[Any]:
             ),
         },
     )
-    return _json(
+    return http_errors.json_answer(
         200,
         {
             "status": result.value,
@@ -248,24 +204,22 @@ def receive_callback() -> Response[Any]:
     include_in_schema=False,
 )
 def other_methods() -> Response[Any]:
-    return _json(405, {"error": "method_not_allowed", "message": "use POST or GET"})
+    return http_errors.method_not_allowed()
 
 
 @app.exception_handler(CallbackRejectedError)  # type: ignore[untyped-decorator]
 def rejected(exc: CallbackRejectedError) -> Response[Any]:
-    body: dict[str, Any] = {"error": exc.code, "message": exc.message}
-    if isinstance(exc, CallbackValidationError):
-        body["fields"] = exc.fields
+    answer = http_errors.rejected(exc)
     # Every refusal counted, by cause: Plivo does not retry a 4xx, so each one is an event that
     # only `reconcile` can bring back.
     _count("CallbackRejected", Reason=exc.reason)
-    logger.info("callback rejected", extra={"status": exc.status, "reason": exc.reason})
-    return _json(exc.status, body)
+    logger.info("callback rejected", extra={"status": answer.status_code, "reason": exc.reason})
+    return answer
 
 
 @app.not_found
 def not_found(_exc: Exception) -> Response[Any]:
-    return _json(404, {"error": "not_found", "message": f"the only route is {CALLBACK_PATH}"})
+    return http_errors.not_found()
 
 
 @logger.inject_lambda_context(clear_state=True)

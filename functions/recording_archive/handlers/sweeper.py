@@ -19,15 +19,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from recording_archive.config import SweeperSettings, sweeper_settings
-from recording_archive.dal.aws import dynamodb_client
+from recording_archive.config import SweeperSettings
 from recording_archive.dal.events_table import RecordingEventStore
+from recording_archive.handlers import wiring
 from recording_archive.logic.archive_recording import (
     ArchiveJob,
     Archiver,
@@ -37,19 +36,11 @@ from recording_archive.logic.archive_recording import (
 from recording_archive.models import item as f
 from recording_archive.models.errors import ArchiveError
 from recording_archive.observability import logger, metrics
-from recording_archive.wiring import build_archiver
 
 # No new item is started with less than this left: a large file can take minutes (an attempt
 # that runs short stops cleanly, but it is counted). A function given a shorter Timeout keeps
 # half of its time instead.
 _STOP_WHEN_REMAINING_MS = 5 * 60 * 1000
-
-
-@cache
-def _defaults() -> tuple[SweeperSettings, RecordingEventStore, Archiver]:
-    settings = sweeper_settings()
-    store = RecordingEventStore(dynamodb_client(), settings.events_table_name)
-    return settings, store, build_archiver(settings, max_attempts=settings.sweep_max_attempts)
 
 
 def sweep(
@@ -81,9 +72,10 @@ def sweep(
         try:
             job = ArchiveJob.from_item(item)
         except NotArchivableError as exc:
+            event = f.EventItem.from_item(item)
             store.record_failure(
-                str(item[f.SESSION_UUID]),
-                int(item[f.SEQUENCE_NUMBER]),
+                event.session_uuid,
+                event.sequence_number,
                 error=f"NotArchivable: {exc}",
                 next_due_at=int(now),
                 failed=True,
@@ -107,5 +99,5 @@ def sweep(
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    settings, store, archiver = _defaults()
+    settings, store, archiver = wiring.sweeper_collaborators()
     return sweep(settings, store, archiver, time_left_ms=context.get_remaining_time_in_millis)

@@ -36,13 +36,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from recording_archive.dal.events_table import Claim, ClaimRefusal, ClaimRefused
-from recording_archive.dal.recording_store import ObjectSpec, StoredObject
+from recording_archive.logic.ports import ClaimIndex, Media, Recordings
 from recording_archive.models import item as f
+from recording_archive.models.archive import (
+    ArchiveTarget,
+    Claim,
+    ClaimRefusal,
+    ClaimRefused,
+    ObjectSpec,
+)
 from recording_archive.models.errors import ArchiveConflictError, ArchiveError
 from recording_archive.observability import logger, metrics
 
@@ -160,60 +166,6 @@ class ArchiveJob:
         return {k: v for k, v in meta.items() if v}
 
 
-class Index(Protocol):
-    def claim(
-        self,
-        session_uuid: str,
-        sequence_number: int,
-        *,
-        token: str,
-        now: int,
-        lease_until: int,
-        max_attempts: int | None = None,
-        due_by: int | None = None,
-    ) -> Claim | ClaimRefused: ...
-    def mark_archived(
-        self,
-        session_uuid: str,
-        sequence_number: int,
-        *,
-        bucket: str,
-        key: str,
-        version_id: str | None,
-        size: int,
-        sha256_hex: str,
-        archived_at: str,
-    ) -> bool: ...
-    def record_failure(
-        self,
-        session_uuid: str,
-        sequence_number: int,
-        *,
-        error: str,
-        next_due_at: int,
-        failed: bool,
-        claim_token: str | None = None,
-        lease_free_at: int | None = None,
-    ) -> int | None: ...
-
-
-class Media(Protocol):
-    def open(self, url: str) -> Any: ...
-
-
-class Recordings(Protocol):
-    def put_stream(
-        self, spec: ObjectSpec, read: Any, expected_size: int | None
-    ) -> StoredObject: ...
-
-
-@dataclass(frozen=True)
-class ArchiveTarget:
-    bucket: str
-    kms_key_id: str
-    bucket_owner: str
-
-
 class ArchiveOutcome(StrEnum):
     ARCHIVED = "archived"
     ALREADY_ARCHIVED = "already_archived"
@@ -232,7 +184,7 @@ def backoff_seconds(attempts: int, *, base: int = 60, cap: int = 6 * 3600) -> in
 class Archiver:
     def __init__(
         self,
-        index: Index,
+        index: ClaimIndex,
         media: Media,
         recordings: Recordings,
         target: ArchiveTarget,

@@ -31,55 +31,31 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
-from recording_archive.dal.events_table import PutOutcome
-from recording_archive.dal.plivo_api import (
+from recording_archive.logic.archive_recording import (
+    ArchiveJob,
+    ArchiveOutcome,
+    NotArchivableError,
+)
+from recording_archive.logic.ports import ArchiverPort, PlivoSource, SessionIndex
+from recording_archive.logic.store_callback import iso, payload_sha256
+from recording_archive.models import item as f
+from recording_archive.models.errors import ArchiveError
+from recording_archive.models.plivo import (
     Interaction,
-    MaskingSession,
     PlivoApiError,
     PlivoAuthError,
     PlivoNotFoundError,
     PlivoUnavailableError,
     RecordingResource,
 )
-from recording_archive.logic.archive_recording import (
-    ArchiveJob,
-    ArchiveOutcome,
-    NotArchivableError,
-)
-from recording_archive.logic.store_callback import iso, payload_sha256
-from recording_archive.models import item as f
-from recording_archive.models.errors import ArchiveError
 
 
 def reconcile_sequence_number(recording_id: str) -> int:
     """The reconciled event's SequenceNumber: negative, deterministic, never one of Plivo's."""
     digest = hashlib.sha256(recording_id.encode("utf-8")).hexdigest()
     return -(int(digest[:12], 16) + 1)
-
-
-class PlivoSource(Protocol):
-    def list_sessions(
-        self, created_from: datetime, created_to: datetime, *, status: str = "all"
-    ) -> Iterator[dict[str, Any]]: ...
-    def get_session(self, session_uuid: str) -> MaskingSession: ...
-    def get_recording(self, recording_id: str) -> RecordingResource: ...
-
-
-class SessionIndex(Protocol):
-    def session_events(self, session_uuid: str) -> list[dict[str, Any]]: ...
-    def put_new(self, item: Mapping[str, Any]) -> PutOutcome: ...
-    def get(self, session_uuid: str, sequence_number: int) -> dict[str, Any] | None: ...
-    def record_failure(
-        self, session_uuid: str, sequence_number: int, *, error: str, next_due_at: int, failed: bool
-    ) -> int | None: ...
-
-
-class ArchiverPort(Protocol):
-    def archive(
-        self, job: ArchiveJob, *, time_left: Callable[[], float] | None = None
-    ) -> ArchiveOutcome: ...
 
 
 class Action(StrEnum):

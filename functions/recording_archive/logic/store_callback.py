@@ -10,28 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, DecimalException
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 # The number rules of the serializer that writes the item (boto3's, in dal/): one definition.
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 
-from recording_archive.dal.events_table import PutOutcome
 from recording_archive.logic.callback_request import CallbackRequest
+from recording_archive.logic.ports import EventStore, Fallback
 from recording_archive.models import item as f
 from recording_archive.models.callback import RecordingCallback
 from recording_archive.models.errors import EventStoreUnavailableError
-
-
-class EventStore(Protocol):
-    def put_new(self, item: dict[str, Any]) -> PutOutcome: ...
-
-
-class Fallback(Protocol):
-    def send(self, item: dict[str, Any]) -> str: ...
 
 
 class StoreResult(StrEnum):
@@ -39,12 +30,6 @@ class StoreResult(StrEnum):
     DUPLICATE = "duplicate"
     CONFLICT = "conflict"
     QUEUED = "queued"
-
-
-@dataclass(frozen=True)
-class Stored:
-    result: StoreResult
-    item: dict[str, Any]
 
 
 def iso(ts: datetime) -> str:
@@ -137,10 +122,3 @@ def store_event(item: dict[str, Any], store: EventStore, fallback: Fallback) -> 
         fallback.send(item)
         return StoreResult.QUEUED
     return StoreResult(outcome.value)
-
-
-def json_safe(value: Any) -> Any:
-    """Decimals as numbers for JSON answers and logs."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value

@@ -23,13 +23,12 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from recording_archive.models.item import EVENT_COMPLETED
+from recording_archive.models.plivo import PLIVO_ID
 
 # The attributes that identify an event or the recording to archive: only these can make a
 # callback invalid, and only these may not be given twice with different values.
 KEY_ATTRIBUTES = ("SessionUUID", "SequenceNumber", "EventName", "RecordingUUID", "RecordingURL")
 
-# RecordingUUID becomes part of an S3 key: a strict character set keeps keys predictable.
-_RECORDING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _SEQUENCE = re.compile(r"^[0-9]{1,18}$")
 _SEQUENCE_LIMIT = 10**18  # the same bound as 18 digits, for a JSON integer
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -134,7 +133,8 @@ class RecordingCallback(BaseModel):
     def _recording_id(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
-        if not _RECORDING_ID.match(value):
+        # It becomes part of an S3 key: a strict character set keeps keys predictable.
+        if not PLIVO_ID.match(value):
             raise ValueError("must be letters, digits, '-' or '_'")
         return value
 

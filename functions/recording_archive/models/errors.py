@@ -1,4 +1,5 @@
-"""Domain exceptions. Handlers map them to answers in one place; no one matches on message text.
+"""Domain exceptions. handlers/http_errors.py maps them to HTTP answers (no HTTP status here);
+no one matches on message text.
 
 Messages are fixed strings written for a client or an operator: they never contain a value taken
 from the request (a phone number, a token, a signature).
@@ -11,9 +12,8 @@ class RecordingArchiveError(Exception):
     """Base of every domain error of this package."""
 
 
-# --- callback rejection (each maps to one HTTP status) -----------------------------------------
+# --- callback rejection (handlers/http_errors.py maps each to its HTTP answer) ----------------
 class CallbackRejectedError(RecordingArchiveError):
-    status: int = 400
     code: str = "bad_request"
 
     def __init__(self, message: str, *, reason: str = "") -> None:
@@ -24,17 +24,14 @@ class CallbackRejectedError(RecordingArchiveError):
 
 
 class MalformedBodyError(CallbackRejectedError):
-    status = 400
     code = "malformed_body"
 
 
 class SignatureMissingError(CallbackRejectedError):
-    status = 401
     code = "signature_missing"
 
 
 class SignatureInvalidError(CallbackRejectedError):
-    status = 403
     code = "signature_invalid"
 
 
@@ -45,17 +42,14 @@ class NoAuthTokenError(SignatureInvalidError):
 
 
 class PayloadTooLargeError(CallbackRejectedError):
-    status = 413
     code = "payload_too_large"
 
 
 class UnsupportedMediaTypeError(CallbackRejectedError):
-    status = 415
     code = "unsupported_media_type"
 
 
 class CallbackValidationError(CallbackRejectedError):
-    status = 422
     code = "invalid_callback"
 
     def __init__(self, message: str, fields: list[str], *, reason: str = "") -> None:

@@ -1,0 +1,267 @@
+"""The one composition root: every handler, and the operator CLI, get their collaborators here.
+
+Built lazily and once per execution environment (never at import time): settings (config.py),
+AWS clients (dal/aws.py), the secret's cached value (Powertools Parameters) and the
+collaborators below. Handlers take optional collaborator arguments for tests and default to
+these factories; the callback route, which the resolver calls without arguments, reads
+`callback_dependencies()` (tests set theirs with `set_callback_dependencies`).
+
+`reset()` forgets everything cached here and below (settings, clients, the secret's value,
+collaborators): tests call it after changing the environment or an endpoint, instead of
+clearing private caches.
+
+The operator CLI has clients and resource names of its own (a profile, an endpoint, a stack's
+outputs) rather than settings from the environment; it uses the same assembly through
+`parse_credentials`, `event_store`, `archive_index`, `plivo_api`, `media_policy_from` and
+`assemble_archiver`.
+
+This module may import from every layer; nothing but handlers and the CLI imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from recording_archive import config
+from recording_archive.config import (
+    ArchiveSettings,
+    CallbackSettings,
+    ReconcileSettings,
+    SweeperSettings,
+)
+from recording_archive.dal import aws
+from recording_archive.dal.auth_secret import PlivoCredentials, load_credentials, parse_credentials
+from recording_archive.logic.ports import EventStore, Fallback
+from recording_archive.models.archive import ArchiveTarget
+from recording_archive.models.plivo import PlivoAuthError
+
+# The implementations are imported where they are built: each function imports only what it
+# uses (the callback never loads the media, S3 or Plivo clients: cold start, bench/README.md).
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+    from recording_archive.dal.archive_index import ArchiveIndex
+    from recording_archive.dal.events_table import RecordingEventStore
+    from recording_archive.dal.media import MediaPolicy
+    from recording_archive.dal.plivo_api import PlivoApi
+    from recording_archive.logic.archive_recording import Archiver
+
+__all__ = [
+    "ArchiveTarget",
+    "CallbackDependencies",
+    "PlivoCredentials",
+    "archive_index",
+    "archiver",
+    "assemble_archiver",
+    "build_archiver",
+    "callback_dependencies",
+    "credentials",
+    "event_store",
+    "media_policy",
+    "media_policy_from",
+    "parse_credentials",
+    "plivo_api",
+    "reconcile_collaborators",
+    "reset",
+    "set_callback_dependencies",
+    "sweeper_collaborators",
+]
+
+MiB = 1024 * 1024
+
+
+# --- assembly (no caching: the CLI and the cached factories below share it) --------------------
+def event_store(client: DynamoDBClient, table_name: str) -> RecordingEventStore:
+    from recording_archive.dal.events_table import RecordingEventStore
+
+    return RecordingEventStore(client, table_name)
+
+
+def archive_index(client: DynamoDBClient, table_name: str) -> ArchiveIndex:
+    from recording_archive.dal.archive_index import ArchiveIndex
+
+    return ArchiveIndex(client, table_name)
+
+
+def plivo_api(creds: PlivoCredentials, base_url: str) -> PlivoApi:
+    """A Plivo REST client on the secret's auth id and first token (PlivoAuthError without)."""
+    from recording_archive.dal.plivo_api import PlivoApi
+
+    if not creds.auth_id or not creds.auth_tokens:
+        raise PlivoAuthError("the auth secret holds no Plivo auth id and token")
+    return PlivoApi(creds.auth_id, creds.auth_tokens[0], base_url=base_url)
+
+
+def media_policy_from(
+    *,
+    allowed_hosts: tuple[str, ...],
+    allow_loopback: bool,
+    creds: PlivoCredentials | None,
+    **limits: Any,
+) -> MediaPolicy:
+    """The media policy; `creds` given (MEDIA_AUTH) sends the auth id and first token as Basic
+    auth. `limits`: MediaPolicy's timeouts and sizes (its defaults otherwise)."""
+    from recording_archive.dal.media import MediaPolicy
+
+    basic_auth = None
+    if creds is not None and creds.auth_id and creds.auth_tokens:
+        basic_auth = (creds.auth_id, creds.auth_tokens[0])
+    return MediaPolicy(
+        allowed_hosts=allowed_hosts,
+        allow_loopback=allow_loopback,
+        basic_auth=basic_auth,
+        **limits,
+    )
+
+
+def assemble_archiver(
+    *,
+    index: RecordingEventStore,
+    policy: MediaPolicy,
+    s3: S3Client,
+    target: ArchiveTarget,
+    part_size: int | None = None,
+    concurrency: int | None = None,
+    **options: Any,
+) -> Archiver:
+    """An Archiver from its parts; `options`: Archiver's keyword options (max_attempts, ...).
+    Without `part_size` and `concurrency`, RecordingStore's defaults."""
+    from recording_archive.dal.media import MediaSource
+    from recording_archive.dal.recording_store import RecordingStore
+    from recording_archive.logic.archive_recording import Archiver
+
+    recordings = RecordingStore(s3)
+    if part_size is not None and concurrency is not None:
+        recordings = RecordingStore(s3, part_size=part_size, concurrency=concurrency)
+    return Archiver(
+        index=index,
+        media=MediaSource(policy),
+        recordings=recordings,
+        target=target,
+        **options,
+    )
+
+
+# --- from the function's settings ----------------------------------------------------------------
+def credentials(settings: CallbackSettings | ArchiveSettings) -> PlivoCredentials:
+    """The secret's credentials (Powertools caches the value for SECRET_MAX_AGE_SECONDS)."""
+    return load_credentials(settings.auth_secret_id, max_age=settings.secret_max_age_seconds)
+
+
+def media_policy(settings: ArchiveSettings) -> MediaPolicy:
+    return media_policy_from(
+        allowed_hosts=settings.media_allowed_hosts,
+        allow_loopback=settings.media_allow_loopback,
+        creds=credentials(settings) if settings.media_auth else None,
+        connect_timeout=settings.media_connect_timeout_seconds,
+        read_timeout=settings.media_read_timeout_seconds,
+        retry_budget=settings.media_retry_budget_seconds,
+        ca_bundle=settings.media_ca_bundle or None,
+        max_bytes=settings.media_max_size_mib * MiB,
+        max_seconds=settings.media_total_timeout_seconds,
+    )
+
+
+def build_archiver(settings: ArchiveSettings, *, max_attempts: int | None = None) -> Archiver:
+    return assemble_archiver(
+        index=event_store(aws.dynamodb_client(), settings.events_table_name),
+        policy=media_policy(settings),
+        s3=aws.s3_client(),
+        target=ArchiveTarget(
+            bucket=settings.archive_bucket_name,
+            kms_key_id=settings.archive_kms_key_id,
+            bucket_owner=settings.archive_bucket_owner,
+        ),
+        part_size=settings.part_size_mib * MiB,
+        concurrency=settings.upload_concurrency,
+        max_attempts=max_attempts,
+        stop_margin_seconds=settings.archive_stop_margin_seconds,
+        lease_slack_seconds=settings.archive_lease_slack_seconds,
+    )
+
+
+# --- cached, one per handler ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class CallbackDependencies:
+    settings: CallbackSettings
+    store: EventStore
+    fallback: Fallback
+    credentials: Callable[[], PlivoCredentials]
+
+
+# The one cached value a test may replace (set_callback_dependencies).
+_callback: dict[str, CallbackDependencies] = {}
+
+
+def callback_dependencies() -> CallbackDependencies:
+    """CallbackFunction's collaborators (or those a test set)."""
+    if "deps" not in _callback:
+        from recording_archive.dal.fallback_queue import FallbackQueue
+
+        settings = config.callback_settings()
+        _callback["deps"] = CallbackDependencies(
+            settings=settings,
+            store=event_store(aws.dynamodb_client(), settings.events_table_name),
+            fallback=FallbackQueue(aws.sqs_client, settings.fallback_queue_url),
+            credentials=lambda: credentials(settings),
+        )
+    return _callback["deps"]
+
+
+def set_callback_dependencies(deps: CallbackDependencies | None) -> None:
+    """Tests: the collaborators the next callbacks use (None: the default ones again)."""
+    _callback.clear()
+    if deps is not None:
+        _callback["deps"] = deps
+
+
+@cache
+def table_store() -> RecordingEventStore:
+    """FallbackDrainFunction's table."""
+    return event_store(aws.dynamodb_client(), config.table_settings().events_table_name)
+
+
+@cache
+def archiver() -> Archiver:
+    """ArchiveFunction's archiver."""
+    return build_archiver(config.archive_settings())
+
+
+@cache
+def sweeper_collaborators() -> tuple[SweeperSettings, RecordingEventStore, Archiver]:
+    """SweeperFunction's settings, table and archiver (at most SWEEP_MAX_ATTEMPTS attempts)."""
+    settings = config.sweeper_settings()
+    store = event_store(aws.dynamodb_client(), settings.events_table_name)
+    return settings, store, build_archiver(settings, max_attempts=settings.sweep_max_attempts)
+
+
+@cache
+def reconcile_collaborators() -> tuple[ReconcileSettings, ArchiveIndex]:
+    """ReconcileFunction's settings and table (its Plivo client and archiver are built per
+    invocation: the secret may have been rotated)."""
+    settings = config.reconcile_settings()
+    return settings, archive_index(aws.dynamodb_client(), settings.events_table_name)
+
+
+def reset() -> None:
+    """Forget every cached setting, client, secret value and collaborator (tests)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    set_callback_dependencies(None)
+    for fn in (table_store, archiver, sweeper_collaborators, reconcile_collaborators):
+        fn.cache_clear()
+    for settings in (
+        config.callback_settings,
+        config.table_settings,
+        config.archive_settings,
+        config.sweeper_settings,
+        config.reconcile_settings,
+    ):
+        settings.cache_clear()
+    aws.reset_clients()
+    clear_secret_cache: Callable[[], None] = parameters.clear_caches
+    clear_secret_cache()

@@ -1,0 +1,107 @@
+"""Every port of the use cases, declared once: what logic/ needs from storage, media and Plivo.
+
+dal/ implements them structurally (RecordingEventStore, ArchiveIndex, FallbackQueue, MediaSource,
+RecordingStore, PlivoApi); tests pass in-memory fakes. Only models/ types cross a port: logic/
+imports nothing from dal/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from recording_archive.models.archive import Claim, ClaimRefused, ObjectSpec, StoredObject
+from recording_archive.models.item import PutOutcome
+from recording_archive.models.plivo import MaskingSession, RecordingResource
+
+if TYPE_CHECKING:
+    from recording_archive.logic.archive_recording import ArchiveJob, ArchiveOutcome
+
+
+# --- the events table ----------------------------------------------------------------------------
+class EventStore(Protocol):
+    """Stores an event once (idempotent conditional put)."""
+
+    def put_new(self, item: Mapping[str, Any]) -> PutOutcome: ...
+
+
+class Fallback(Protocol):
+    """Takes an event the table could not (returns the message id)."""
+
+    def send(self, item: Mapping[str, Any]) -> str: ...
+
+
+class FailureRecorder(Protocol):
+    def record_failure(
+        self,
+        session_uuid: str,
+        sequence_number: int,
+        *,
+        error: str,
+        next_due_at: int,
+        failed: bool,
+        claim_token: str | None = None,
+        lease_free_at: int | None = None,
+    ) -> int | None: ...
+
+
+class ClaimIndex(FailureRecorder, Protocol):
+    """The archive state of completed events: claims, outcomes."""
+
+    def claim(
+        self,
+        session_uuid: str,
+        sequence_number: int,
+        *,
+        token: str,
+        now: int,
+        lease_until: int,
+        max_attempts: int | None = None,
+        due_by: int | None = None,
+    ) -> Claim | ClaimRefused: ...
+    def mark_archived(
+        self,
+        session_uuid: str,
+        sequence_number: int,
+        *,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        size: int,
+        sha256_hex: str,
+        archived_at: str,
+    ) -> bool: ...
+
+
+class SessionIndex(EventStore, FailureRecorder, Protocol):
+    """A session's events, read and written by reconcile."""
+
+    def session_events(self, session_uuid: str) -> list[dict[str, Any]]: ...
+    def get(self, session_uuid: str, sequence_number: int) -> dict[str, Any] | None: ...
+
+
+# --- media and objects ---------------------------------------------------------------------------
+class Media(Protocol):
+    def open(self, url: str) -> Any: ...
+
+
+class Recordings(Protocol):
+    def put_stream(
+        self, spec: ObjectSpec, read: Any, expected_size: int | None
+    ) -> StoredObject: ...
+
+
+# --- Plivo and the archiver (reconcile) ----------------------------------------------------------
+class PlivoSource(Protocol):
+    def list_sessions(
+        self, created_from: datetime, created_to: datetime, *, status: str = "all"
+    ) -> Iterator[dict[str, Any]]: ...
+    def get_session(self, session_uuid: str) -> MaskingSession: ...
+    def get_recording(self, recording_id: str) -> RecordingResource: ...
+
+
+class ArchiverPort(Protocol):
+    def archive(
+        self, job: ArchiveJob, *, time_left: Callable[[], float] | None = None
+    ) -> ArchiveOutcome: ...
