@@ -42,8 +42,11 @@ class Context:
     log_group_name = "/aws/lambda/bench"
     log_stream_name = "bench"
 
+    def __init__(self, remaining_ms: int) -> None:
+        self._deadline = time.monotonic() + remaining_ms / 1000
+
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def _check(mode: str, result: Any) -> None:
@@ -114,6 +117,9 @@ def main() -> None:
     parser.add_argument("--url", default="")
     parser.add_argument("--key", default="")
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument(
+        "--remaining-ms", type=int, default=30_000, help="the function's Timeout (run.py passes it)"
+    )
     parser.add_argument("--profile", default="", help="write cProfile stats of the run here")
     args = parser.parse_args()
     if args.profile:
@@ -138,12 +144,12 @@ def run(args: argparse.Namespace) -> None:
         from recording_archive.handlers.recording_callback import lambda_handler
 
         imported = time.perf_counter()
-        _check(mode, lambda_handler(event, Context()))
+        _check(mode, lambda_handler(event, Context(args.remaining_ms)))
     elif mode == "cold-archive":
         from recording_archive.handlers.archive_stream import lambda_handler
 
         imported = time.perf_counter()
-        _check(mode, lambda_handler(event, Context()))
+        _check(mode, lambda_handler(event, Context(args.remaining_ms)))
     elif mode == "floor-callback":
         import boto3
 
@@ -165,7 +171,7 @@ def run(args: argparse.Namespace) -> None:
             from recording_archive.handlers.recording_callback import lambda_handler
 
             def handle(e: dict[str, Any]) -> Any:
-                return lambda_handler(e, Context())
+                return lambda_handler(e, Context(args.remaining_ms))
         else:
             import boto3
 

@@ -159,11 +159,23 @@ def signed_callback(media_url: str) -> dict[str, Any]:
     return signed_form_event(params, TOKEN, url=CALLBACK_URL)
 
 
+def function_timeouts_ms(template: Path) -> dict[str, int]:
+    """Each function's Timeout (template.yaml, Globals included) in ms: the bench's Lambda
+    context starts with that much time left, as Lambda's does (the archiver refuses to start a
+    transfer it could not finish before its stop margin)."""
+    from recording_archive_cli.local.functions import function_ids, function_setting
+    from recording_archive_cli.local.template import load_template
+
+    loaded = load_template(template)
+    return {f: function_setting(loaded, f, "Timeout", 3) * 1000 for f in function_ids(loaded)}
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.build_dir = Path(args.build_dir).resolve()
         self.python = runtime_python(self.build_dir / "template.yaml")
+        self.timeouts_ms = function_timeouts_ms(ROOT / "template.yaml")
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
         self.procs: list[subprocess.Popen[str]] = []
 
@@ -239,6 +251,8 @@ class Bench:
         event_file.write_text(json.dumps(event), encoding="utf-8")
         cmd = [self.python, "-I", "-B", str(ROOT / "bench" / "lambda_child.py"), mode]
         cmd += ["--build-dir", str(function_dir), "--event", str(event_file)]
+        function = "ArchiveFunction" if "archive" in mode else "CallbackFunction"
+        cmd += ["--remaining-ms", str(self.timeouts_ms[function])]
         cmd += ["--out", str(out_file), *extra]
         started = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
