@@ -279,6 +279,13 @@ def table(results: dict[str, Any]) -> str:
                 f"{la['duplicates']} / {la['drained_as_duplicate']} "
                 f"(attempts per write: {', '.join(la['sdk_attempts_per_put'])})",
             )
+            by_retry = la.get("first_answer_lost_by_sdk_retry", {})
+            row(
+                "faults",
+                "  first answer lost: SDK retried / retry refused by its quota",
+                f"{sum(v for k, v in by_retry.items() if k.startswith('retried:'))} / "
+                f"{sum(v for k, v in by_retry.items() if k.startswith('not_retried:'))}",
+            )
             row(
                 "faults",
                 "  stored exactly once",

@@ -132,6 +132,8 @@ def test_table_write_applied_but_its_answer_lost_is_a_duplicate_never_a_conflict
     # with one attempt per write (dal/aws.py), it is "queued" and the drain's write meets it.
     expected_duplicates = figures["callbacks"] - 1 if int(attempts) > 1 else 0
     assert figures["duplicates"] == expected_duplicates, figures["answers"]
+    if expected_duplicates:  # this stack's client has its retry quota: every retry was made
+        assert figures["first_answer_lost_by_sdk_retry"] == {"retried:duplicate": 3}
     assert figures["queued"] == figures["drained_as_duplicate"]
     assert figures["queued"] == figures["callbacks"] - expected_duplicates
     assert figures["drained_as_stored"] == 0

@@ -13,6 +13,8 @@ requests whose bytes contain `match` (e.g. `X-Amz-Target: DynamoDB_20120810.PutI
 server and are applied, but the client's connection is closed (shut down, then an abortive
 close) as soon as the server starts to answer, so the client never reads the answer: a write
 applied whose response is lost (botocore: ConnectionClosedError, retried if it retries).
+`requests_matched` counts every request that contained the match while it was set, lost or not:
+with the losses, whether the client retried at all.
 Requests are told apart on a connection as HTTP/1.1 clients send them: one at a time, the next
 only after the previous answer (no pipelining; botocore's urllib3 never pipelines).
 Not for requests sent with `Expect: 100-continue` (S3 uploads): the interim 100 answer would
@@ -38,6 +40,7 @@ class _Link:
     def __init__(self) -> None:
         self.request = bytearray()
         self.doomed = False
+        self.matched = False  # counted in `requests_matched` already
 
 
 class FaultProxy:
@@ -55,6 +58,9 @@ class FaultProxy:
         self._lose_match = b""
         self._lose_left = 0
         self.answers_lost = 0  # requests forwarded whose answer the client never got
+        # requests containing the `lose_answers` match, lost or not: with the losses, tells
+        # whether the client retried (botocore's retry quota can refuse a retry)
+        self.requests_matched = 0
 
     @property
     def url(self) -> str:
@@ -165,13 +171,16 @@ class FaultProxy:
 
     def _doom_if_matching(self, link: _Link, data: bytes) -> None:
         """Client bytes of the current request: doom its answer if it matches a pending loss."""
-        if link.doomed or len(link.request) >= _MATCH_WINDOW:
+        if link.doomed or link.matched or len(link.request) >= _MATCH_WINDOW:
             return
         link.request += data[: _MATCH_WINDOW - len(link.request)]
         with self._lock:
-            if self._lose_left > 0 and self._lose_match in link.request:
-                self._lose_left -= 1
-                link.doomed = True
+            if self._lose_match and self._lose_match in link.request:
+                link.matched = True
+                self.requests_matched += 1
+                if self._lose_left > 0:
+                    self._lose_left -= 1
+                    link.doomed = True
 
     def _pump(self, src: socket.socket, dst: socket.socket, link: _Link, upstream: bool) -> None:
         """Copy src to dst; `upstream` is the client-to-server direction."""
@@ -191,6 +200,7 @@ class FaultProxy:
                     return
                 else:
                     link.request.clear()  # the answer started: the client's next bytes are new
+                    link.matched = False
                 dst.sendall(data)
         except OSError:
             pass

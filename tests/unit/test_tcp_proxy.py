@@ -79,6 +79,7 @@ def test_a_matching_request_is_applied_and_its_answer_lost_once(
     assert _post(retry, "/first", b"{}", "DynamoDB_20120810.PutItem") == b'{"ok":true}'
     assert [s[0] for s in seen] == ["/first", "/first"]
     assert proxy.answers_lost == 1
+    assert proxy.requests_matched == 2  # the lost one and its retry: the client retried
 
 
 def test_only_matching_requests_lose_answers_also_on_an_open_keep_alive_connection(
@@ -94,10 +95,12 @@ def test_only_matching_requests_lose_answers_also_on_an_open_keep_alive_connecti
     assert [s[0] for s in seen] == ["/a", "/b", "/c"]
     assert seen[0][1] == seen[1][1] == seen[2][1]  # one connection throughout
     assert (proxy.answers_lost, proxy.answers_to_lose) == (1, 1)
-    proxy.lose_answers(b"", 0)  # cleared: nothing more is lost
+    assert proxy.requests_matched == 1  # the GetItem requests did not match
+    proxy.lose_answers(b"", 0)  # cleared: nothing more is lost, nor counted
     again = _conn(proxy)
     assert _post(again, "/d", b"{}", "DynamoDB_20120810.PutItem") == b'{"ok":true}'
     assert proxy.answers_lost == 1
+    assert proxy.requests_matched == 1
 
 
 def test_a_match_split_across_sends_of_the_body_is_found(
