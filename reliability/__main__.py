@@ -118,6 +118,13 @@ def faults_passed(f: dict[str, Any]) -> bool:
         and b.get("others_archived_once")
         and b.get("downloads_of_the_others_in_this_batch") == [1, 1, 1]
         and faults.lost_answers_passed(f.get("lost_answer", {}))
+        and faults.lost_answers_passed(f.get("lost_answer_after_outages", {}))
+        # on a fresh client every first-answer-lost callback is retried and a duplicate
+        and f["lost_answer"]["first_answer_lost_by_sdk_retry"]
+        == {
+            "retried:duplicate": f["lost_answer"]["callbacks"]
+            - f["lost_answer"]["callbacks_every_answer_lost"]
+        }
     )
 
 
@@ -266,11 +273,16 @@ def table(results: dict[str, Any]) -> str:
                 "stream batch, one record failing",
                 "only it reported" if b["only_the_failing_record_reported"] else "WRONG",
             )
-        la = f.get("lost_answer", {})
-        if la:
+        for name, when in (
+            ("lost_answer", "fresh client"),
+            ("lost_answer_after_outages", "after the outages"),
+        ):
+            la = f.get(name, {})
+            if not la:
+                continue
             row(
                 "faults",
-                "table write applied, answer lost: callbacks, 200s, conflicts, 5xx",
+                f"table write applied, answer lost ({when}): callbacks, 200s, conflicts, 5xx",
                 f"{la['callbacks']}, {la['answers_200']}, {la['conflicts']}, {la['answers_5xx']}",
             )
             row(
