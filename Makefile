@@ -19,7 +19,7 @@ export SAM_CLI_TELEMETRY := 0
 # sam validate needs a region and credentials even offline; these are dummies, never used remotely.
 SAM_ENV := AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: help setup tools run test lint typecheck unit validate checkov requirements clean build bench
+.PHONY: help setup tools run test lint typecheck unit validate checkov requirements clean build bench chromium screenshots
 
 help:
 	@echo "make run    - the whole system on this machine (moto as local AWS), with a demo"
@@ -67,7 +67,18 @@ validate: tools
 requirements: setup
 	$(BIN)/python scripts/gen_requirements.py
 
-test: lint typecheck validate unit
+test: lint typecheck validate chromium unit
+
+# The console's browser tests (tests/console/) drive Debian's chromium through Playwright
+# (never `playwright install`: no browser download). Installed here on a fresh machine (root).
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# The README's screenshots of the console (docs/console-*.png): taken by its browser test of the
+# demo session, against a local stack, with the same Chromium and Playwright set-up.
+screenshots: setup chromium
+	CONSOLE_SCREENSHOTS=docs $(BIN)/pytest -q -p no:cacheprovider \
+		tests/console/test_console_browser.py -k plays_the_wav
 
 # Artifacts for arm64 / python3.13 (pure wheels and aarch64 binary wheels), then bytecode compiled
 # by python3.13 and dev-only files stripped (scripts/post_build.py).
@@ -82,6 +93,12 @@ $(BUILD_DIR)/.built: template.yaml functions/requirements.txt $(shell find funct
 
 bench: setup $(BUILD_DIR)/.built
 	$(RUNTIME_ENV) $(BIN)/python bench/run.py --build-dir $(BUILD_DIR) $(if $(QUICK),--quick)
+
+# `python -X importtime` of each latency-bound handler as Markdown tables (after `make bench`,
+# which makes the native copy of the build it profiles): bench/README.md "Import time".
+.PHONY: importtime
+importtime: setup
+	$(RUNTIME_ENV) $(BIN)/python bench/importtime.py
 
 # Load, faults, hostile input and template checks against the local stack; the table is printed
 # and written to reliability/results.json (QUICK=1: small sizes). tests/reliability/ is the subset

@@ -9,10 +9,15 @@ the URL to the upload's return). moto keeps uploaded bodies in its own process: 
 archiving child is measured. The parent checks that every stored object's SHA-256 equals the
 source's.
 
-    .venv/bin/python bench/archive_upload.py           # 100 MiB and 1 GiB
-    .venv/bin/python bench/archive_upload.py --quick   # 100 MiB once
+    .venv/bin/python bench/archive_upload.py                 # 100 MiB and 1 GiB, 3 runs each
+    .venv/bin/python bench/archive_upload.py --quick         # 100 MiB, 3 runs
+    .venv/bin/python bench/archive_upload.py --reps 5        # more runs
 
-Writes bench/archive_upload.json.
+Runs are interleaved (archive, baseline, archive, baseline, ...) so that a change of load on the
+machine hits both; every figure is the median of the runs, with its range (min, max) beside it,
+and the time ratio is the median of each pair's ratio. Writes bench/.work/archive_upload.json;
+`make bench` (bench/run.py) writes bench/archive_upload.json from the same run as
+bench/results.json, so the two committed files always agree.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -101,6 +107,31 @@ def child(args: argparse.Namespace) -> None:
 
 
 # --- parent ----------------------------------------------------------------------------------
+def _one_run(
+    args: argparse.Namespace,
+    method: str,
+    url: str,
+    *,
+    endpoint: str,
+    key: str,
+    kms_key: str,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    """One measured child (its own process: its peak RSS is its own)."""
+    cmd = [sys.executable, __file__, "--child", method, "--url", url]
+    cmd += ["--endpoint", endpoint, "--key", key, "--kms-key", kms_key]
+    if args.part_size_mib:
+        cmd += ["--part-size-mib", str(args.part_size_mib)]
+    if args.concurrency:
+        cmd += ["--concurrency", str(args.concurrency)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(f"{method} {key} failed")
+    run: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return run
+
+
 def _stored_sha256(s3: Any, key: str) -> str:
     import hashlib
 
@@ -113,10 +144,11 @@ def _stored_sha256(s3: Any, key: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100 MiB once")
+    parser.add_argument("--quick", action="store_true", help="100 MiB only")
+    parser.add_argument("--reps", type=int, default=3, help="interleaved runs per size (3)")
     parser.add_argument("--part-size-mib", type=int, default=0, help="override the default")
     parser.add_argument("--concurrency", type=int, default=0, help="override the default")
-    parser.add_argument("--output", default=str(ROOT / "bench" / "archive_upload.json"))
+    parser.add_argument("--output", default=str(ROOT / "bench" / ".work" / "archive_upload.json"))
     parser.add_argument("--child", choices=["archive", "baseline"])
     parser.add_argument("--url")
     parser.add_argument("--endpoint")
@@ -174,47 +206,54 @@ def main() -> None:
             "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
             "part_size_mib": args.part_size_mib or 10,
             "concurrency": args.concurrency or 4,
+            "runs": args.reps,
+            "interleaved": True,
         }
         rows = []
         for i, (name, size) in enumerate(sizes.items()):
             expected = GeneratedBody(size, i + 1).sha256_hex
-            for method in ("archive", "baseline"):
-                key = f"recordings/bench/{name}-{method}.mp3"
-                cmd = [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    method,
-                    "--url",
-                    f"{media_url}/{name}.bin",
-                    "--endpoint",
-                    endpoint,
-                    "--key",
-                    key,
-                    "--kms-key",
-                    kms_key,
-                ]
-                if args.part_size_mib:
-                    cmd += ["--part-size-mib", str(args.part_size_mib)]
-                if args.concurrency:
-                    cmd += ["--concurrency", str(args.concurrency)]
-                out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-                if out.returncode != 0:
-                    sys.stderr.write(out.stderr)
-                    raise SystemExit(f"{method} {name} failed")
-                run = json.loads(out.stdout.strip().splitlines()[-1])
-                stored = _stored_sha256(s3, key)
-                if stored != expected or (run["sha256"] and run["sha256"] != expected):
-                    raise SystemExit(f"{method} {name}: stored SHA-256 differs from the source")
-                s3.delete_object(Bucket=BUCKET, Key=key)  # keep moto's memory down
-                results[f"{method}_peak_rss_mib_{name}"] = round(run["peak_rss_mib"], 1)
-                results[f"{method}_wall_s_{name}"] = round(run["wall_s"], 2)
-                results[f"{method}_cpu_s_{name}"] = round(run["cpu_s"], 2)
-                results[f"{method}_rss_ready_mib_{name}"] = round(run["rss_ready_mib"], 1)
-                rows.append((name, method, run))
-            results[f"archive_time_ratio_{name}"] = round(
-                results[f"archive_wall_s_{name}"] / results[f"baseline_wall_s_{name}"], 2
-            )
+            runs: dict[str, list[dict[str, Any]]] = {"archive": [], "baseline": []}
+            for rep in range(args.reps):
+                for method in ("archive", "baseline"):
+                    key = f"recordings/bench/{name}-{method}-{rep}.mp3"
+                    run = _one_run(
+                        args,
+                        method,
+                        f"{media_url}/{name}.bin",
+                        endpoint=endpoint,
+                        key=key,
+                        kms_key=kms_key,
+                        env=env,
+                    )
+                    stored = _stored_sha256(s3, key)
+                    if stored != expected or (run["sha256"] and run["sha256"] != expected):
+                        raise SystemExit(f"{method} {name}: stored SHA-256 differs from the source")
+                    s3.delete_object(Bucket=BUCKET, Key=key)  # keep moto's memory down
+                    runs[method].append(run)
+                    rows.append((name, method, run))
+            for method, method_runs in runs.items():
+                for figure, field in (
+                    ("peak_rss_mib", "peak_rss_mib"),
+                    ("wall_s", "wall_s"),
+                    ("cpu_s", "cpu_s"),
+                    ("rss_ready_mib", "rss_ready_mib"),
+                ):
+                    values = [r[field] for r in method_runs]
+                    digits = 2 if figure.endswith("_s") else 1
+                    results[f"{method}_{figure}_{name}"] = round(statistics.median(values), digits)
+                    results[f"{method}_{figure}_{name}_range"] = [
+                        round(min(values), digits),
+                        round(max(values), digits),
+                    ]
+            ratios = [
+                a["wall_s"] / b["wall_s"]
+                for a, b in zip(runs["archive"], runs["baseline"], strict=True)
+            ]
+            results[f"archive_time_ratio_{name}"] = round(statistics.median(ratios), 2)
+            results[f"archive_time_ratio_{name}_range"] = [
+                round(min(ratios), 2),
+                round(max(ratios), 2),
+            ]
         print(
             f"{'file':<8} {'method':<9} {'peak RSS MiB':>12} {'RSS ready':>10} {'wall s':>8}"
             f" {'CPU s':>7}"
@@ -225,7 +264,9 @@ def main() -> None:
                 f"{run['rss_ready_mib']:>10.1f} {run['wall_s']:>8.2f} {run['cpu_s']:>7.2f}"
             )
         for name in sizes:
-            print(f"archive/baseline wall time, {name}: {results[f'archive_time_ratio_{name}']}")
+            ratio = results[f"archive_time_ratio_{name}"]
+            spread = results[f"archive_time_ratio_{name}_range"]
+            print(f"archive/baseline wall time, {name}: median {ratio} (range {spread})")
         Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.output}")
     finally:

@@ -16,6 +16,13 @@ Modes:
 - warm-floor: the same events through `floor_handler`: parse_qs + one HMAC + one put_item.
 - warm-floor-item: the same, but the put_item writes the handler's own item (every attribute,
   the parsed fields, the raw body), conditionally, as the handler does.
+- warm-archive: import the handler, serve the first batch of the file (a JSON list of batches)
+  untimed, then each of the others, timed (the archiver's duration once warm: the cost model).
+
+Every mode reports the process's peak RSS (VmHWM). `--count-calls` records every AWS API call
+the handler makes (service, operation; for DynamoDB writes, the table and the typed items of a
+PutItem or BatchWriteItem) in "calls", for the cost model (bench/cost.py); timed runs never
+count.
 """
 
 from __future__ import annotations
@@ -49,12 +56,54 @@ class Context:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def _peak_rss_mib() -> float:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _count_calls(calls: list[dict[str, Any]]) -> None:
+    """Record every AWS API call made through botocore (its one entry point for operations)."""
+    from botocore.client import BaseClient
+
+    original = BaseClient._make_api_call
+
+    def recording(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        call: dict[str, Any] = {
+            "service": self.meta.service_model.service_id.hyphenize(),
+            "operation": operation_name,
+        }
+        if "TableName" in api_params:
+            call["table"] = api_params["TableName"]
+        if operation_name == "PutItem":
+            call["item"] = api_params.get("Item")
+        if operation_name == "BatchWriteItem":
+            call["items"] = [
+                request["PutRequest"]["Item"]
+                for requests in api_params.get("RequestItems", {}).values()
+                for request in requests
+                if "PutRequest" in request
+            ]
+            call["deletes"] = sum(
+                1
+                for requests in api_params.get("RequestItems", {}).values()
+                for request in requests
+                if "DeleteRequest" in request
+            )
+        calls.append(call)
+        return original(self, operation_name, api_params)
+
+    BaseClient._make_api_call = recording  # type: ignore[method-assign]
+
+
 def _check(mode: str, result: Any) -> None:
     """Fail the run unless the invocation did what it is measured for."""
     if mode.endswith("callback"):
         if result.get("statusCode") != 200 or '"stored"' not in result.get("body", ""):
             raise SystemExit(f"{mode}: callback not stored: {result}")
-    elif mode == "cold-archive" and result.get("batchItemFailures"):
+    elif mode in ("cold-archive", "warm-archive") and result.get("batchItemFailures"):
         raise SystemExit(f"{mode}: archive failed: {result}")
 
 
@@ -121,6 +170,7 @@ def main() -> None:
         "--remaining-ms", type=int, default=30_000, help="the function's Timeout (run.py passes it)"
     )
     parser.add_argument("--profile", default="", help="write cProfile stats of the run here")
+    parser.add_argument("--count-calls", action="store_true", help="record the AWS API calls")
     args = parser.parse_args()
     if args.profile:
         import cProfile
@@ -138,6 +188,9 @@ def run(args: argparse.Namespace) -> None:
     sys.path.insert(0, args.build_dir)
     mode = args.mode
     out: dict[str, Any] = {"python": sys.version.split()[0]}
+    calls: list[dict[str, Any]] = []
+    if args.count_calls:
+        _count_calls(calls)
 
     started = time.perf_counter()
     if mode == "cold-callback":
@@ -150,6 +203,17 @@ def run(args: argparse.Namespace) -> None:
 
         imported = time.perf_counter()
         _check(mode, lambda_handler(event, Context(args.remaining_ms)))
+    elif mode == "warm-archive":
+        from recording_archive.handlers.archive_stream import lambda_handler
+
+        imported = time.perf_counter()
+        _check(mode, lambda_handler(event[0], Context(args.remaining_ms)))
+        durations = []
+        for batch in event[1:]:
+            t0 = time.perf_counter()
+            _check(mode, lambda_handler(batch, Context(args.remaining_ms)))
+            durations.append((time.perf_counter() - t0) * 1000)
+        out["durations_ms"] = durations
     elif mode == "floor-callback":
         import boto3
 
@@ -198,7 +262,10 @@ def run(args: argparse.Namespace) -> None:
         "import_ms": (imported - started) * 1000,
         "invoke_ms": (finished - imported) * 1000,
         "total_ms": (finished - started) * 1000,
+        "peak_rss_mib": _peak_rss_mib(),
     }
+    if args.count_calls:
+        out["calls"] = calls
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(out, fh)
 

@@ -9,12 +9,15 @@ the same run. What is measured, and against what (details in bench/README.md):
   by the floor: a fresh process that imports boto3, creates its one client and makes the one
   essential call (put_item; GET from the media server + put_object).
 - warm_ratio_callback: mean time per signed callback through the warm handler over 2,000
-  callbacks, divided by a floor handler (parse_qs + one HMAC + one put_item), same server.
-  Also measured (details only): the floor writing the handler's own item, conditionally, so
-  that the handler's own code and libraries are separated from the size of the item.
+  callbacks, divided by the honest floor: parse_qs + one HMAC + the same conditional put_item
+  of the handler's own item, same server. Also measured (details only): the plain floor, whose
+  put_item writes four attributes unconditionally.
 - archive_peak_rss_mib_* / archive_time_ratio_1gib: bench/archive_upload.py (archiver vs boto3
-  upload_fileobj with default settings into a separate moto_server).
+  upload_fileobj with default settings into a separate moto_server), 3 interleaved pairs.
 - artifact_mib_*: unzipped size of each built function directory.
+- cost_usd_per_10k_sessions (+ _parts, storage_usd_per_month_per_10k_sessions): bench/cost.py
+  priced with bench/prices.json, from the calls, item sizes, durations and log output of a
+  session's two callbacks and one 5 MiB recording's archiving, measured here.
 
 The built artifact targets arm64; on another machine its one native extension (pydantic_core) is
 swapped for the same version's wheel for this machine, in a copy under bench/.work/; every other
@@ -50,6 +53,10 @@ TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105 - a local dummy
 AUTH_ID = "MABENCHXXXXXXXXXXXXX"
 CALLBACK_URL = "https://bench.example.com/callbacks/recording"
 SMALL_RECORDING = 256 * 1024
+# The cost model's recording (bench/prices.json "assumptions"): a 5-minute mp3.
+SESSION_RECORDING = int(
+    json.loads((ROOT / "bench" / "prices.json").read_text())["assumptions"]["recording_bytes"]
+)
 FUNCTIONS = {"callback": "CallbackFunction", "archive": "ArchiveFunction"}
 KEYS = (
     "cold_start_ratio_callback",
@@ -60,6 +67,7 @@ KEYS = (
     "archive_time_ratio_1gib",
     "artifact_mib_callback",
     "artifact_mib_archive",
+    "cost_usd_per_10k_sessions",
 )
 
 
@@ -93,6 +101,12 @@ def native_twin(build_dir: Path, function: str, python: str, variant: str, overl
     if not (src / "recording_archive").is_dir():
         raise SystemExit(f"{src} is not a built function: run `make build` first")
     dest = WORK / f"native-{variant}" / function
+    # The same build (its .built stamp) made into the same variant: the copy is reused.
+    built = src.parent / ".built"
+    stamp = f"{built.stat().st_mtime_ns if built.exists() else 'none'}:{variant}:{overlay}"
+    marker = dest / ".bench-twin"
+    if not overlay and built.exists() and marker.is_file() and marker.read_text("utf-8") == stamp:
+        return dest
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(src, dest, symlinks=True)
@@ -131,6 +145,7 @@ def native_twin(build_dir: Path, function: str, python: str, variant: str, overl
                 ],
                 check=True,
             )
+    marker.write_text(stamp, encoding="utf-8")
     return dest
 
 
@@ -149,14 +164,34 @@ def handler_item(event: dict[str, Any]) -> dict[str, Any]:
     return serialize_item(item)
 
 
-def signed_callback(media_url: str) -> dict[str, Any]:
+def signed_callback(
+    media_url: str,
+    event_name: str = "SessionRecordingCompleted",
+    recording: str = "small.mp3",
+    duration: str = "15",
+) -> dict[str, Any]:
     from tests.support.callback_flow import signed_form_event
     from tests.support.plivo import recording_event
 
     params = recording_event(
-        "SessionRecordingCompleted", recording_url=f"{media_url}/small.mp3", duration="15"
+        event_name, recording_url=f"{media_url}/{recording}", duration=duration
     )
     return signed_form_event(params, TOKEN, url=CALLBACK_URL)
+
+
+def session_of(event: dict[str, Any]) -> str:
+    """The SessionUUID of a signed callback event (form body)."""
+    return str(base64.b64decode(event["body"]).decode().split("SessionUUID=")[1].split("&")[0])
+
+
+def function_memory_mb(template: Path) -> dict[str, int]:
+    """Each function's configured MemorySize (template.yaml, Globals included): what Lambda
+    bills GB-seconds at."""
+    from recording_archive_cli.local.functions import function_ids, function_setting
+    from recording_archive_cli.local.template import load_template
+
+    loaded = load_template(template)
+    return {f: function_setting(loaded, f, "MemorySize", 128) for f in function_ids(loaded)}
 
 
 def function_timeouts_ms(template: Path) -> dict[str, int]:
@@ -209,6 +244,7 @@ class Bench:
             [
                 *(sys.executable, "-m", "tests.support.media_server", "--port", "0"),
                 *("--generated", f"/small.mp3:{SMALL_RECORDING}:5"),
+                *("--generated", f"/session.mp3:{SESSION_RECORDING}:7"),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -262,6 +298,8 @@ class Bench:
             raise SystemExit(f"bench child {mode} failed")
         result: dict[str, Any] = json.loads(out_file.read_text(encoding="utf-8"))
         result["process_ms"] = wall
+        # What the function wrote to its log (JSON log lines, EMF metrics): CloudWatch Logs.
+        result["log_bytes"] = len(proc.stdout.encode("utf-8")) + len(proc.stderr.encode("utf-8"))
         event_file.unlink()
         out_file.unlink()
         return result
@@ -290,9 +328,7 @@ class Bench:
                 )
             )
             event = signed_callback(self.media_url)
-            sessions.append(
-                base64.b64decode(event["body"]).decode().split("SessionUUID=")[1].split("&")[0]
-            )
+            sessions.append(session_of(event))
             runs["callback"].append(
                 self.child("cold-callback", dirs["callback"], event, self.env["callback"])
             )
@@ -324,8 +360,9 @@ class Bench:
         med = {
             name: {
                 k: statistics.median(r[k] for r in rs)
-                for k in ("import_ms", "invoke_ms", "total_ms", "process_ms")
+                for k in ("import_ms", "invoke_ms", "total_ms", "process_ms", "peak_rss_mib")
             }
+            | {"total_ms_range": [min(r["total_ms"] for r in rs), max(r["total_ms"] for r in rs)]}
             for name, rs in runs.items()
         }
         return {
@@ -371,14 +408,156 @@ class Bench:
                 "handler_ms": handler,
                 "floor_ms": floor,
                 "floor_same_item_ms": floor_item,
-                # Not an issue key: the handler against a floor that writes the handler's own
-                # item, i.e. the cost of the handler's code and libraries alone.
-                "ratio_same_item": handler / floor_item,
+                # The handler against the plain floor (four attributes, no condition): what the
+                # item's size and condition add on top of the handler's own code.
+                "ratio_plain_floor": handler / floor,
                 "callbacks": count,
                 "runs": reps,
             },
-            "warm_ratio_callback": handler / floor,
+            # Issue 17: against the honest floor, the same conditional write of the handler's
+            # own item; the handler's code, libraries and other calls (the session index) are
+            # what remains.
+            "warm_ratio_callback": handler / floor_item,
         }
+
+    # -- cost of a session ---------------------------------------------------------------
+    def cost(self, dirs: dict[str, Path], cold_med: dict[str, Any], callback_ms: float):
+        """Measure what one session makes the functions do, and price it (bench/cost.py).
+
+        The two callbacks of a session (Initiated, Completed) with their AWS calls counted; the
+        Completed one's recording (SESSION_RECORDING bytes) archived by a cold child, calls
+        counted, and by a warm child (one warm-up record, then three timed): the archiver's
+        duration. The archived item is read back for its size. Callback duration: the warm
+        bench's mean per callback; init: a cold run's total less the warm duration.
+        """
+        import boto3
+
+        from bench.cost import (
+            FunctionRun,
+            SessionMeasurements,
+            item_size,
+            load_prices,
+            per_sessions,
+            session_cost,
+            storage_per_month,
+        )
+        from tests.support.streams import stream_records
+
+        prices = load_prices()
+        memory = function_memory_mb(ROOT / "template.yaml")
+        counted: dict[str, dict[str, Any]] = {}
+        for name in ("SessionRecordingInitiated", "SessionRecordingCompleted"):
+            event = signed_callback(self.media_url, name, "session.mp3", "300")
+            counted[name] = self.child(
+                "cold-callback", dirs["callback"], event, self.env["callback"], "--count-calls"
+            )
+            counted[name]["session"] = session_of(event)
+        # Four more Completed events for the warm archiver, stored by one warm callback child.
+        more = [signed_callback(self.media_url, recording="session.mp3") for _ in range(4)]
+        self.child("warm-callback", dirs["callback"], more, self.env["callback"], "--warmup", "0")
+        records = {
+            r["dynamodb"]["Keys"]["SessionUUID"]["S"]: r
+            for r in stream_records(self.endpoint, self.res.stream_arn)
+            if r["eventName"] == "INSERT"
+        }
+        completed = records[counted["SessionRecordingCompleted"]["session"]]
+        cold_archive = self.child(
+            "cold-archive",
+            dirs["archive"],
+            {"Records": [completed]},
+            self.env["archive"],
+            "--count-calls",
+        )
+        batches = [{"Records": [records[session_of(e)]]} for e in more]
+        warm_archive = self.child("warm-archive", dirs["archive"], batches, self.env["archive"])
+        archive_ms = statistics.median(warm_archive["durations_ms"])
+        ddb = boto3.client("dynamodb", endpoint_url=self.endpoint, region_name="us-east-1")
+        archived = ddb.get_item(
+            TableName=self.res.table_name, Key=completed["dynamodb"]["Keys"], ConsistentRead=True
+        )["Item"]
+        callback_init = cold_med["callback"]["total_ms"] - callback_ms
+        callbacks = [
+            FunctionRun(
+                calls=run["calls"],
+                duration_ms=callback_ms,
+                init_ms=max(0.0, callback_init),
+                memory_mb=memory["CallbackFunction"],
+                log_bytes=run["log_bytes"],
+            )
+            for run in counted.values()
+        ]
+        archive = FunctionRun(
+            calls=cold_archive["calls"],
+            duration_ms=archive_ms,
+            init_ms=max(0.0, cold_archive["total_ms"] - archive_ms),
+            memory_mb=memory["ArchiveFunction"],
+            log_bytes=cold_archive["log_bytes"],
+        )
+        measured = SessionMeasurements(callbacks=callbacks, archive=archive, archived_item=archived)
+        per_10k = per_sessions(session_cost(measured, prices))
+        stored_items = [
+            item_size(c["item"])
+            for r in counted.values()
+            for c in r["calls"]
+            if c["operation"] == "PutItem" and c.get("table") == self.res.table_name
+        ]
+        index_items = [
+            item_size(i)
+            for r in counted.values()
+            for c in r["calls"]
+            if c["operation"] == "BatchWriteItem"
+            for i in c["items"]
+        ]
+        # What stays stored: the Initiated event, the Completed event as archived, the index
+        # entries of both.
+        storage = storage_per_month(
+            prices,
+            recording_bytes=SESSION_RECORDING,
+            item_bytes=[*stored_items[:1], item_size(archived), *index_items],
+        )
+        return {
+            "cost_usd_per_10k_sessions": per_10k.pop("total"),
+            "cost_usd_per_10k_sessions_parts": per_10k,
+            "storage_usd_per_month_per_10k_sessions": {
+                k: round(v * 10_000, 2) for k, v in storage.items()
+            },
+            "details": {
+                "prices_as_of": prices["as_of"],
+                "memory_mb": {
+                    "callback": memory["CallbackFunction"],
+                    "archive": memory["ArchiveFunction"],
+                },
+                "callback_ms": round(callback_ms, 2),
+                "callback_init_ms": round(callback_init, 1),
+                "archive_ms_5mib": [round(d, 1) for d in warm_archive["durations_ms"]],
+                "archive_init_ms": round(archive.init_ms, 1),
+                "peak_rss_mib": {
+                    "callback": max(r["peak_rss_mib"] for r in counted.values()),
+                    "archive_cold": cold_archive["peak_rss_mib"],
+                    "archive_warm": warm_archive["peak_rss_mib"],
+                },
+                "item_bytes": {
+                    "callbacks": stored_items,
+                    "archived": item_size(archived),
+                    "index_entries": index_items,
+                },
+                "log_bytes": {
+                    "callbacks": [r["log_bytes"] for r in counted.values()],
+                    "archive": cold_archive["log_bytes"],
+                },
+                "calls": {
+                    name: _call_counts(run["calls"])
+                    for name, run in (*counted.items(), ("archive", cold_archive))
+                },
+            },
+        }
+
+
+def _call_counts(calls: list[dict[str, Any]]) -> dict[str, int]:
+    from collections import Counter
+
+    counts = Counter(f"{c['service']}:{c['operation']}" for c in calls)
+    return dict(sorted(counts.items()))
 
 
 def archive_upload(quick: bool) -> dict[str, Any]:
@@ -399,6 +578,7 @@ def table(results: dict[str, Any]) -> str:
         "archive_time_ratio_1gib": "<= 1.0",
         "artifact_mib_callback": "",
         "artifact_mib_archive": "",
+        "cost_usd_per_10k_sessions": "",
     }
     lines = [f"{'figure':<30} {'value':>9}  goal", "-" * 52]
     for key in KEYS:
@@ -428,12 +608,14 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
     reps = args.reps or (5 if args.quick else 11)
-    callbacks = args.callbacks or (300 if args.quick else 2000)
+    callbacks = args.callbacks or (200 if args.quick else 2000)
     warm_runs = 1 if args.quick else 3
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     details: dict[str, Any] = {}
     started = time.monotonic()
+    # Seconds from the start at the end of each phase (details.json: where a run's time goes).
+    phases: dict[str, float] = {}
     bench = Bench(args)
     if args.only in ("all", "size"):
         for name, function in FUNCTIONS.items():
@@ -447,19 +629,32 @@ def main() -> None:
         }
         try:
             bench.start()
+            phases["start"] = time.monotonic() - started
             if args.only in ("all", "cold"):
                 cold = bench.cold(dirs, reps)
+                phases["cold"] = time.monotonic() - started
                 details["cold_ms_medians"] = cold.pop("cold")
                 results |= {k: round(v, 2) for k, v in cold.items()}
             if args.only in ("all", "warm"):
                 warm = bench.warm(dirs, callbacks, warm_runs)
                 details["warm_ms_per_callback"] = warm.pop("warm")
                 results |= {k: round(v, 2) for k, v in warm.items()}
+                phases["warm"] = time.monotonic() - started
+            if args.only == "all":
+                cost = bench.cost(
+                    dirs,
+                    details["cold_ms_medians"],
+                    details["warm_ms_per_callback"]["handler_ms"],
+                )
+                details["cost"] = cost.pop("details")
+                results |= cost
+                phases["cost"] = time.monotonic() - started
         finally:
             bench.stop()
     if args.only in ("all", "archive"):
         upload = archive_upload(args.quick)
         details["archive_upload"] = upload
+        phases["archive"] = time.monotonic() - started
         for key in ("archive_peak_rss_mib_100mib", "archive_peak_rss_mib_1gib"):
             if key in upload:
                 results[key] = upload[key]
@@ -477,8 +672,18 @@ def main() -> None:
         w = details["warm_ms_per_callback"]
         print(f"  warm handler {w['handler_ms']:.3f} ms/callback, floor {w['floor_ms']:.3f} ms")
         print(
-            f"  floor writing the handler's own item {w['floor_same_item_ms']:.3f} ms: "
-            f"handler / it = {w['ratio_same_item']:.2f}"
+            f"  floor writing the handler's own item {w['floor_same_item_ms']:.3f} ms "
+            f"(warm_ratio_callback's floor); handler / plain floor = {w['ratio_plain_floor']:.2f}"
+        )
+    if "cost_usd_per_10k_sessions_parts" in results:
+        parts = results["cost_usd_per_10k_sessions_parts"]
+        print(
+            "  cost per 10,000 sessions (USD): " + ", ".join(f"{k} {v}" for k, v in parts.items())
+        )
+        storage = results["storage_usd_per_month_per_10k_sessions"]
+        print(
+            "  storage per month, 10,000 sessions (USD): "
+            + ", ".join(f"{k} {v}" for k, v in storage.items())
         )
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -493,13 +698,21 @@ def main() -> None:
         "quick": args.quick,
         "cold_runs": reps,
         "seconds": round(time.monotonic() - started, 1),
+        "phase_end_seconds": {k: round(v, 1) for k, v in phases.items()},
     }
     (WORK / "details.json").write_text(
         json.dumps({"meta": meta, "results": results, **details}, indent=2) + "\n", "utf-8"
     )
     if args.only == "all" and args.variant == "bytecode" and not args.overlay_source:
         Path(args.output).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.output} ({meta['seconds']} s); details in {WORK / 'details.json'}")
+        # One run writes both committed files: bench/archive_upload.json holds the raw figures
+        # (medians, ranges) that results.json's archive keys are taken from.
+        upload_out = Path(args.output).with_name("archive_upload.json")
+        upload_out.write_text(json.dumps(details["archive_upload"], indent=2) + "\n", "utf-8")
+        print(
+            f"wrote {args.output} and {upload_out.name} ({meta['seconds']} s);"
+            f" details in {WORK / 'details.json'}"
+        )
     else:
         print(f"partial run: details in {WORK / 'details.json'} ({meta['seconds']} s)")
 

@@ -18,10 +18,10 @@ OUTPUT = ROOT / "openapi.json"
 
 
 def render() -> str:
-    from recording_archive.handlers.recording_callback import app
+    from recording_archive.handlers.recording_callback import openapi_resolver
 
     schema = json.loads(
-        app.get_openapi_json_schema(
+        openapi_resolver().get_openapi_json_schema(
             title="plivo-recording-archive callback API",
             version="1.0.0",
             description=(

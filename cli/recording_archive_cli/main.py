@@ -23,10 +23,15 @@ COMMAND_MODULES: list[str] = [
     "recording_archive_cli.commands.local",
     "recording_archive_cli.commands.simulate",
     "recording_archive_cli.commands.sessions",
+    "recording_archive_cli.commands.index",
     "recording_archive_cli.commands.recordings",
     "recording_archive_cli.commands.verify",
     "recording_archive_cli.commands.reconcile",
     "recording_archive_cli.commands.purge_source",
+    "recording_archive_cli.commands.hold",
+    "recording_archive_cli.commands.erase",
+    "recording_archive_cli.commands.audit",
+    "recording_archive_cli.commands.console",
 ]
 
 

@@ -40,6 +40,22 @@ class TableSettings(_Settings):
     events_table_name: Annotated[str, Field(min_length=3)]
     # Days to keep an event (DynamoDB TTL on ExpiresAt); 0 keeps events for ever.
     retention_days: Annotated[int, Field(ge=0)] = 0
+    # Days the archive keeps a recording (ArchiveRetentionDays; 0: for ever). An event is never
+    # given an ExpiresAt before its recording's (logic/retention.py).
+    archive_retention_days: Annotated[int, Field(ge=0)] = 0
+    # The session index (dal/session_index.py) the functions that store new events write: its
+    # table and the KMS HMAC key of its number entries. No table (a stack from before the index):
+    # events are stored without entries, which `index rebuild` adds later. A table without a key
+    # (ReconcileFunction, whose events carry no phone field): an event with a number counts
+    # IndexWriteFailed rather than losing its number entries silently.
+    index_table_name: str = ""
+    number_index_key_id: str = ""
+
+    @model_validator(mode="after")
+    def _index_complete(self) -> Self:
+        if self.number_index_key_id and not self.index_table_name:
+            raise ValueError("NUMBER_INDEX_KEY_ID is set without INDEX_TABLE_NAME")
+        return self
 
 
 class CallbackSettings(TableSettings):
@@ -98,6 +114,9 @@ class ArchiveSettings(TableSettings):
     # (logic/archive_recording.py). Tests lower both to make timeouts fast.
     archive_stop_margin_seconds: Annotated[float, Field(ge=0)] = 60.0
     archive_lease_slack_seconds: Annotated[float, Field(ge=0)] = 60.0
+    # The EventBridge bus of the lifecycle events (EventBusName: a name or an ARN; the
+    # template's default is the account's "default" bus). Required: no silent default.
+    event_bus_name: Annotated[str, Field(min_length=1)]
 
     @field_validator("media_allowed_hosts", mode="before")
     @classmethod

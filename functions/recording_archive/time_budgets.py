@@ -13,9 +13,9 @@ put; the messages there is no time for are reported as failures and redelivered 
 `drain_deadlines`.
 
 ArchiveFunction, SweeperFunction, ReconcileFunction (900 s) set no deadline: the calls around
-one transfer (secret, table, one S3 call) have a static worst case far below it. The transfer
-itself lasts as long as the recording is large (media and part timeouts bound each read and
-send, not the total).
+one transfer (secret, table, one S3 call, the lifecycle event) have a static worst case far
+below it. The transfer itself lasts as long as the recording is large (media and part
+timeouts bound each read and send, not the total).
 """
 
 from __future__ import annotations
@@ -39,12 +39,19 @@ def callback_deadlines(remaining_ms: int) -> dict[str, float]:
     answer_by = time.monotonic() + remaining_ms / 1000 - CALLBACK_MARGIN_SECONDS
     # One full attempt of the queue send stays possible after the secret and the table.
     stores_by = answer_by - aws.QUEUE.attempt_seconds()
-    return {aws.SECRETS_MANAGER: stores_by, aws.DYNAMODB: stores_by, aws.SQS: answer_by}
+    # The session index's entries (KMS GenerateMac, DynamoDB PutItem) come after the event is
+    # stored: the same deadline as the table; the guard drops the calls there is no time for.
+    return {
+        aws.SECRETS_MANAGER: stores_by,
+        aws.DYNAMODB: stores_by,
+        aws.KMS: stores_by,
+        aws.SQS: answer_by,
+    }
 
 
 def drain_deadlines(remaining_ms: int) -> dict[str, float]:
     answer_by = time.monotonic() + remaining_ms / 1000 - DRAIN_MARGIN_SECONDS
-    return {aws.DYNAMODB: answer_by}
+    return {aws.DYNAMODB: answer_by, aws.KMS: answer_by}
 
 
 # --- the figures the infrastructure test checks ---------------------------------------------
@@ -106,6 +113,7 @@ _AROUND_ONE_TRANSFER = (
     Step("secretsmanager GetSecretValue (media auth)", _secret_client),
     Step("dynamodb GetItem / Query", aws.dynamodb_client),
     Step("s3 one call (PutObject, UploadPart, CompleteMultipartUpload, tagging)", aws.s3_client),
+    Step("events PutEvents (RecordingArchived / RecordingFailed)", aws.events_client),
     Step("dynamodb UpdateItem (archived or failed attempt)", aws.dynamodb_client),
 )
 

@@ -27,6 +27,7 @@ from tests.support.local_stack import (
     ddb,
     post,
     run_cli,
+    session_items,
     start_local,
     table_name,
 )
@@ -38,16 +39,6 @@ from tests.support.processes import alive, descendants, lambda_workers
 pytestmark = pytest.mark.e2e
 
 ARCHIVE_SECONDS = 30.0
-
-
-def session_items(stack: LocalStackProcess, session_uuid: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = ddb(stack).query(
-        TableName=table_name(stack),
-        KeyConditionExpression="SessionUUID = :s",
-        ExpressionAttributeValues={":s": {"S": session_uuid}},
-        ConsistentRead=True,
-    )["Items"]
-    return items
 
 
 def wait_archived(stack: LocalStackProcess, session_uuid: str, seq: int) -> dict[str, Any]:

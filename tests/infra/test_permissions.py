@@ -66,6 +66,11 @@ JUSTIFIED_UNUSED: dict[tuple[str, str], str] = {
         for fn in ("SweeperFunction", "ReconcileFunction")
         for action in ("s3:PutObjectVersionTagging", "s3:GetObject", "s3:ListBucket")
     },
+    # test_archive.py drives both (a held item's upload, the 412 path) through ArchiveFunction.
+    **{
+        (fn, "s3:PutObjectLegalHold"): f"a recording held before it was archived: {_STORE}"
+        for fn in ("SweeperFunction", "ReconcileFunction")
+    },
     ("CallbackFunction", "dynamodb:GetItem"): "put_new: the conflicting item was not returned",
     ("FallbackDrainFunction", "dynamodb:GetItem"): "put_new: the conflicting item was not returned",
     ("FallbackDrainFunction", "dynamodb:UpdateItem"): "put_new: a conflicting payload is kept",
@@ -212,6 +217,36 @@ def test_sqs_send_to_the_encrypted_queue_needs_the_key(template: dict[str, Any])
         ("kms:GenerateDataKey", KEY_ARN),
         ("kms:Decrypt", KEY_ARN),
     }
+
+
+def test_put_events_is_on_the_bus_of_the_function_and_only_the_archivers(
+    template: dict[str, Any],
+) -> None:
+    bus_arn = f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:event-bus/default"
+    env = dict(LOCAL, EVENT_BUS_NAME="default")
+    for function in ("ArchiveFunction", "SweeperFunction", "ReconcileFunction"):
+        record = call(function, "events", "PutEvents", environment=env)
+        record["params"] = {"EventBusNames": ["default"]}
+        assert [(n.action, n.resource) for n in needs_of(template, record)] == [
+            ("events:PutEvents", bus_arn)
+        ]
+        assert refused(template, record) == set()
+        without = without_action(template, f"{function}Role", "events:PutEvents")
+        assert refused(without, record) == {(function, "events:PutEvents", bus_arn)}
+        # EventBusName=audit: the role's grant follows the parameter to that bus.
+        other = dict(record, environment=dict(env, EVENT_BUS_NAME="audit"))
+        other["params"] = {"EventBusNames": ["audit"]}
+        audit = [n.resource for n in needs_of(template, other, EventBusName="audit")]
+        assert audit == [bus_arn.replace("/default", "/audit")]
+        assert refused(template, other) == set()
+        # A bus that is not the function's EVENT_BUS_NAME cannot be mapped: fails closed.
+        foreign = dict(record, params={"EventBusNames": ["someone-elses"]})
+        with pytest.raises(PolicyCheckError, match="someone-elses"):
+            needs_of(template, foreign)
+    callback = call("CallbackFunction", "events", "PutEvents", environment=env)
+    callback["params"] = {"EventBusNames": ["default"]}
+    with pytest.raises(PolicyCheckError, match="default"):
+        needs_of(template, callback)  # the callback has no EVENT_BUS_NAME at all
 
 
 def test_secret_read_needs_decrypt_with_the_stack_key(template: dict[str, Any]) -> None:

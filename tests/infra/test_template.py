@@ -288,7 +288,9 @@ def test_access_log_bucket_uses_sse_s3_and_accepts_only_the_archive_bucket_logs(
 
 def test_archive_bucket_lifecycle(template: dict[str, Any], resources: dict[str, Any]) -> None:
     rules = {
-        r["Id"]: r for r in props(resources, "ArchiveBucket")["LifecycleConfiguration"]["Rules"]
+        r["Id"]: r
+        for r in props(resources, "ArchiveBucket")["LifecycleConfiguration"]["Rules"]
+        if "Fn::If" not in r  # ExpireRecordings: test_recordings_expire_only_with_a_retention
     }
     assert rules["AbortIncompleteMultipartUploads"]["AbortIncompleteMultipartUpload"] == {
         "DaysAfterInitiation": 1
@@ -319,20 +321,67 @@ def test_archive_bucket_lifecycle(template: dict[str, Any], resources: dict[str,
     ]
 
 
-def test_archive_bucket_object_lock_is_optional_governance(
+def _resolved_lifecycle_rules(template: dict[str, Any], **parameters: str) -> dict[str, Any]:
+    from recording_archive_cli.local.intrinsics import Resolver
+
+    resolver = Resolver(
+        template,
+        region="us-east-1",
+        account_id="123456789012",
+        stack_name="archive",
+        parameters=parameters,
+    )
+    rules = props(template["Resources"], "ArchiveBucket")["LifecycleConfiguration"]["Rules"]
+    return {r["Id"]: r for r in resolver.resolve(rules)}
+
+
+def test_recordings_expire_only_with_a_retention(template: dict[str, Any]) -> None:
+    """ArchiveRetentionDays > 0: current versions under recordings/ expire after that many
+    days; 0 (the default): no such rule at all, recordings are kept for ever."""
+    rule = {
+        "Id": "ExpireRecordings",
+        "Status": "Enabled",
+        "Prefix": "recordings/",
+        "ExpirationInDays": {"Ref": "ArchiveRetentionDays"},
+    }
+    [conditional] = [
+        r
+        for r in props(template["Resources"], "ArchiveBucket")["LifecycleConfiguration"]["Rules"]
+        if "Fn::If" in r
+    ]
+    assert conditional == {"Fn::If": ["ExpireRecordings", rule, {"Ref": "AWS::NoValue"}]}
+    assert template["Conditions"]["ExpireRecordings"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ArchiveRetentionDays"}, "0"]}]
+    }
+    kept = _resolved_lifecycle_rules(template)
+    assert "ExpireRecordings" not in kept
+    assert set(kept) == {
+        "AbortIncompleteMultipartUploads",
+        "ColderStorageForRecordings",
+        "ExpireNoncurrentVersions",
+    }
+    expiring = _resolved_lifecycle_rules(template, ArchiveRetentionDays="365")
+    assert expiring["ExpireRecordings"] == rule | {"ExpirationInDays": "365"}
+    assert set(expiring) - set(kept) == {"ExpireRecordings"}
+    parameter = template["Parameters"]["ArchiveRetentionDays"]
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 0, 0)
+
+
+def test_archive_bucket_object_lock_always_on_retention_optional_governance(
     template: dict[str, Any], resources: dict[str, Any]
 ) -> None:
     bucket = props(resources, "ArchiveBucket")
-    assert bucket["ObjectLockEnabled"] == {
-        "Fn::If": ["UseObjectLock", True, {"Ref": "AWS::NoValue"}]
-    }
+    # Always on: legal holds (`recording-archive hold`) need Object Lock on the bucket.
+    assert bucket["ObjectLockEnabled"] is True
     condition, config_, otherwise = bucket["ObjectLockConfiguration"]["Fn::If"]
     assert condition == "UseObjectLock"
+    assert config_["ObjectLockEnabled"] == "Enabled"
     assert config_["Rule"]["DefaultRetention"] == {
         "Mode": "GOVERNANCE",
         "Days": {"Ref": "ObjectLockRetentionDays"},
     }
-    assert otherwise == {"Ref": "AWS::NoValue"}
+    # No default retention unless ObjectLockRetentionDays > 0.
+    assert otherwise == {"ObjectLockEnabled": "Enabled"}
     assert template["Conditions"]["UseObjectLock"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "ObjectLockRetentionDays"}, "0"]}]
     }
@@ -431,7 +480,14 @@ def test_environment_values(resources: dict[str, Any]) -> None:
         },
         "FALLBACK_QUEUE_URL": {"Ref": "FallbackQueue"},
         "PUBLIC_CALLBACK_URL": {"Ref": "PublicCallbackUrl"},
+        "ARCHIVE_RETENTION_DAYS": {"Ref": "ArchiveRetentionDays"},
+        "INDEX_TABLE_NAME": {"Ref": "IndexTable"},
+        "NUMBER_INDEX_KEY_ID": {"Fn::GetAtt": ["NumberIndexKey", "Arn"]},
     }
+    # Whatever stores new events writes their session index entries (issue 15).
+    drain = props(resources, "FallbackDrainFunction")["Environment"]["Variables"]
+    for name in ("INDEX_TABLE_NAME", "NUMBER_INDEX_KEY_ID"):
+        assert drain[name] == callback[name]
     archive = props(resources, "ArchiveFunction")["Environment"]["Variables"]
     assert archive["ARCHIVE_KMS_KEY_ID"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
     assert archive["ARCHIVE_BUCKET_OWNER"] == {"Ref": "AWS::AccountId"}
@@ -440,6 +496,50 @@ def test_environment_values(resources: dict[str, Any]) -> None:
     assert {k: v for k, v in sweeper.items() if not k.startswith("SWEEP_")} == archive
     assert sweeper["SWEEP_GRACE_SECONDS"] == {"Ref": "SweepGraceSeconds"}
     assert sweeper["SWEEP_MAX_ATTEMPTS"] == {"Ref": "SweepMaxAttempts"}
+
+
+# The account's bus named by EventBusName: the one resource of a role that is not the stack's own.
+EVENT_BUS_ARN = (
+    "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
+)
+PUBLISHERS = ("ArchiveFunction", "SweeperFunction", "ReconcileFunction")
+
+
+def test_lifecycle_events_bus_and_grants(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    """The functions that archive (and so publish RecordingArchived / RecordingFailed) get the
+    bus name and events:PutEvents on that bus only; no other function gets either."""
+    parameter = template["Parameters"]["EventBusName"]
+    assert (parameter["Type"], parameter["Default"]) == ("String", "default")
+    assert re.fullmatch(parameter["AllowedPattern"], "default")
+    assert not re.fullmatch(parameter["AllowedPattern"], "arn:aws:events:x:1:event-bus/b")
+    assert template["Outputs"]["EventBusName"]["Value"] == {"Ref": "EventBusName"}
+    for function in FUNCTIONS:
+        env = props(resources, function)["Environment"]["Variables"]
+        grants = [
+            st
+            for st in role_statements(resources, function)
+            if "events:PutEvents" in as_list(st["Action"])
+        ]
+        if function in PUBLISHERS:
+            assert env["EVENT_BUS_NAME"] == {"Ref": "EventBusName"}, function
+            assert [(g["Sid"], g["Action"], g["Resource"]) for g in grants] == [
+                ("LifecycleEventsPut", "events:PutEvents", {"Fn::Sub": EVENT_BUS_ARN})
+            ], function
+        else:
+            assert "EVENT_BUS_NAME" not in env and not grants, function
+
+
+def test_retention_reaches_every_function_that_sets_expires_at(resources: dict[str, Any]) -> None:
+    """ExpiresAt is computed where new events are built: the callback and reconcile."""
+    for function in FUNCTIONS:
+        env = props(resources, function)["Environment"]["Variables"]
+        if function in ("CallbackFunction", "ReconcileFunction"):
+            assert env["ARCHIVE_RETENTION_DAYS"] == {"Ref": "ArchiveRetentionDays"}, function
+            assert env["RETENTION_DAYS"] == {"Ref": "EventRetentionDays"}, function
+        else:
+            assert "ARCHIVE_RETENTION_DAYS" not in env, function
 
 
 def test_callback_routes_and_api(resources: dict[str, Any]) -> None:
@@ -626,6 +726,8 @@ def test_no_wildcard_resources_and_no_managed_policies_anywhere(
                     assert as_list(statement["Action"]) == ["dynamodb:ListStreams"], statement
                     continue
                 # A string resource must start from one of the stack's own resources.
+                if resource == {"Fn::Sub": EVENT_BUS_ARN}:
+                    continue  # the account's bus (test_lifecycle_events_bus_and_grants)
                 if isinstance(resource, Mapping) and "Fn::Sub" in resource:
                     assert text.startswith("${") and not text.startswith("${AWS::"), text
                 assert not references(resource) & own_others
@@ -710,8 +812,12 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
         "ArchiveColdStorageClass": "GLACIER_IR",
         "NoncurrentVersionExpirationDays": 30,
         "ObjectLockRetentionDays": 0,
+        "ArchiveRetentionDays": 0,
+        "EventBusName": "default",
         "LogRetentionDays": 90,
         "AlarmEmail": "",
+        "DashboardEnabled": "true",
+        "SnapStart": "false",
     }
     # The defaults agree with the code's own defaults.
     assert (
@@ -753,3 +859,22 @@ def test_every_reference_resolves(template: dict[str, Any]) -> None:
     known |= {"AWS::Region", "AWS::AccountId", "AWS::StackName", "AWS::Partition", "AWS::NoValue"}
     referenced = references(template["Resources"]) | references(template["Outputs"])
     assert referenced <= known, referenced - known
+
+
+def test_snapstart_is_a_parameter_of_the_latency_functions(template: dict[str, Any]) -> None:
+    """SnapStart (default off) on the published version behind the alias the events invoke."""
+    assert template["Parameters"]["SnapStart"]["AllowedValues"] == ["false", "true"]
+    assert template["Conditions"]["SnapStartOn"] == {"Fn::Equals": [{"Ref": "SnapStart"}, "true"]}
+    resources = template["Resources"]
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        if name in ("CallbackFunction", "ArchiveFunction"):
+            assert props["AutoPublishAlias"] == "live", name
+            assert props["SnapStart"] == {
+                "ApplyOn": {"Fn::If": ["SnapStartOn", "PublishedVersions", "None"]}
+            }, name
+        else:
+            # Scheduled or queue-driven: a cold start costs nothing anyone waits for.
+            assert "SnapStart" not in props and "AutoPublishAlias" not in props, name

@@ -7,15 +7,22 @@ tests/support/moto_resources.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from recording_archive.handlers import wiring
 from recording_archive_cli.local.functions import function_environment
-from recording_archive_cli.local.resources import LocalResources, create_local_resources
+from recording_archive_cli.local.resources import (
+    DEFAULT_AUTH_ID,
+    LocalResources,
+    create_local_resources,
+)
+from tests.support.fake_plivo_api import FakePlivoApi
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.media_server import MediaServer
 from tests.support.moto_resources import SECOND_TOKEN, TOKEN
+from tests.support.operator_stack import Stack
 
 
 @pytest.fixture
@@ -48,4 +55,24 @@ def function_env(resources: LocalResources, monkeypatch: pytest.MonkeyPatch) -> 
 
     wiring.reset()
     yield apply
+    wiring.reset()
+
+
+@pytest.fixture
+def plivo() -> Iterator[FakePlivoApi]:
+    """A fake Plivo REST API on loopback (the operator commands' tests)."""
+    with FakePlivoApi(auth_id=DEFAULT_AUTH_ID, auth_token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def stack(
+    resources: LocalResources,
+    function_env: Any,
+    media: MediaServer,
+    plivo: FakePlivoApi,
+    capsys: pytest.CaptureFixture[str],
+) -> Iterator[Stack]:
+    """The operator commands' harness (tests/support/operator_stack.py)."""
+    yield Stack(resources, function_env, media, plivo, capsys)
     wiring.reset()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import time
 import uuid
@@ -219,6 +220,108 @@ def test_sweeper_marks_failed_after_max_attempts(stack: Any, media: MediaServer)
     assert item["ArchiveAttempts"] == {"N": "2"}
     # A FAILED item is not swept again.
     assert sweeper.sweep(*wiring.sweeper_collaborators(), now=10**12) == {}
+
+
+def _hold(stack: Any, session: str, seq: int) -> None:
+    """The marker `recording-archive hold set` puts on an item (operator/compliance.py)."""
+    boto3.client("dynamodb", endpoint_url=stack.res.endpoint_url).update_item(
+        TableName=stack.res.table_name,
+        Key={"SessionUUID": {"S": session}, "SequenceNumber": {"N": str(seq)}},
+        UpdateExpression="SET LegalHold = :h REMOVE ExpiresAt",
+        ExpressionAttributeValues={
+            ":h": {"M": {"Reason": {"S": "dispute"}, "SetAt": {"S": "2026-12-03T10:00:00Z"}}}
+        },
+    )
+
+
+def _legal_hold_status(stack: Any, item: dict[str, Any]) -> str | None:
+    try:
+        answer = stack.s3().get_object_legal_hold(
+            Bucket=stack.res.bucket_name,
+            Key=item["ArchiveKey"]["S"],
+            VersionId=item["ArchiveVersionId"]["S"],
+        )
+    except stack.s3().exceptions.ClientError as exc:  # S3: no hold was ever set on the version
+        if "NoSuchObjectLockConfiguration" not in str(exc):
+            raise
+        return None
+    status = answer.get("LegalHold", {}).get("Status")  # moto: no Status for no hold
+    return None if status is None else str(status)
+
+
+@pytest.mark.parametrize("size", [256 * 1024, 12 * MiB], ids=["single-put", "multipart"])
+def test_a_recording_held_before_it_was_archived_is_written_under_legal_hold(
+    stack: Any, media: MediaServer, size: int
+) -> None:
+    held = _completed(media, GeneratedBody(size, seed=3))
+    free = _completed(media, wav_body(0.2), seq=4)
+    assert stack.post(held) == 200
+    assert stack.post(free) == 200
+    _hold(stack, held["SessionUUID"], 2)
+    stack.archive_env(PART_SIZE_MIB="5")
+    assert stack.run_archiver(stack.matching_records()) == {"batchItemFailures": []}
+    item = stack.item(held["SessionUUID"], 2)
+    assert item["ArchiveStatus"] == {"S": "ARCHIVED"}
+    assert "LegalHold" in item
+    assert _legal_hold_status(stack, item) == "ON"
+    other = stack.item(free["SessionUUID"], 4)
+    assert other["ArchiveStatus"] == {"S": "ARCHIVED"}
+    assert _legal_hold_status(stack, other) is None
+
+
+def test_a_held_recording_already_in_the_bucket_gets_the_hold_on_the_412_path(
+    stack: Any, media: MediaServer
+) -> None:
+    """An earlier attempt wrote the object (and died) before the hold was set: the next attempt
+    meets it (412), verifies it and puts the legal hold on that version."""
+    from recording_archive.dal.events_table import deserialize_item
+    from recording_archive.dal.recording_store import RecordingStore
+    from recording_archive.logic.archive_recording import ArchiveJob
+
+    audio = wav_body(0.3)
+    params = _completed(media, audio)
+    assert stack.post(params) == 200
+    stack.archive_env()
+    archiver = wiring.archiver()
+    job = ArchiveJob.from_item(deserialize_item(stack.item(params["SessionUUID"], 2)))
+    earlier = RecordingStore(stack.s3()).put_stream(
+        archiver.spec(job), io.BytesIO(audio.data).read, audio.size
+    )
+    assert not earlier.already_existed
+    _hold(stack, params["SessionUUID"], 2)
+    assert stack.run_archiver(stack.matching_records()) == {"batchItemFailures": []}
+    item = stack.item(params["SessionUUID"], 2)
+    assert item["ArchiveStatus"] == {"S": "ARCHIVED"}
+    assert item["ArchiveVersionId"] == {"S": earlier.version_id}  # the same version, verified
+    assert _legal_hold_status(stack, item) == "ON"
+
+
+def test_the_sweeper_measures_the_age_of_the_oldest_pending_recording(
+    stack: Any, media: MediaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OldestPendingAgeSeconds (the dashboard's archive lag): time since the PENDING item longest
+    due was received; 0 once nothing is pending."""
+    params = _completed(media, wav_body(0.2))
+    path = params["RecordingURL"].split(str(media.port), 1)[1]
+    media.add(path, b"", faults=[Status(500, times=None)])
+    stack.sweeper_env(SWEEP_MAX_ATTEMPTS="1")
+    store = wiring.sweeper_collaborators()[1]
+    assert sweeper.oldest_pending_age(store, time.time()) == 0.0  # nothing pending yet
+    assert stack.post(params) == 200
+    age = sweeper.oldest_pending_age(store, time.time() + 3600)
+    assert 3600 <= age < 3600 + 60, age
+    capsys.readouterr()
+    sweeper.lambda_handler({}, _ctx())  # measured first, then the one attempt allowed fails
+    metrics_out = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
+    ]
+    emitted = [m["OldestPendingAgeSeconds"] for m in metrics_out if "OldestPendingAgeSeconds" in m]
+    assert len(emitted) == 1, metrics_out
+    [seconds] = emitted[0] if isinstance(emitted[0], list) else [emitted[0]]
+    assert 0 <= seconds < 60, metrics_out
+    # FAILED now, so nothing is pending any more.
+    assert stack.item(params["SessionUUID"], 2)["ArchiveStatus"] == {"S": "FAILED"}
+    assert sweeper.oldest_pending_age(store, time.time() + 3600) == 0.0
 
 
 def test_refused_url_is_failed_at_once_without_any_request(

@@ -312,6 +312,79 @@ def test_other_methods_get_405(
     assert call(http_event("POST", path="/elsewhere", body="x"), lambda_context)[0] == 404
 
 
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"])
+def test_every_other_method_is_405_and_writes_nothing(
+    callback_env: dict[str, str], resources: LocalResources, lambda_context: Any, method: str
+) -> None:
+    params = recording_event("SessionRecordingCompleted")
+    event = signed_post(params)
+    event["requestContext"]["http"]["method"] = method
+    assert call(event, lambda_context) == (
+        405,
+        {"error": "method_not_allowed", "message": "use POST or GET"},
+    )
+    assert scan_items(resources) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "stage"),
+    [
+        ("/elsewhere", "$default"),
+        ("/callbacks/recording/", "$default"),
+        ("/callbacks", "$default"),
+        ("/callbacks/recording/x", "prod"),
+        ("/prod/callbacks/recording", "$default"),  # a stage-like prefix without that stage
+    ],
+)
+def test_other_paths_are_404_and_write_nothing(
+    callback_env: dict[str, str],
+    resources: LocalResources,
+    lambda_context: Any,
+    path: str,
+    stage: str,
+) -> None:
+    params = recording_event("SessionRecordingCompleted")
+    event = signed_post(params, path=path, stage=stage)
+    assert call(event, lambda_context) == (
+        404,
+        {"error": "not_found", "message": "the only route is /callbacks/recording"},
+    )
+    assert scan_items(resources) == []
+
+
+def test_answer_is_the_http_api_proxy_result(
+    callback_env: dict[str, str], resources: LocalResources, lambda_context: Any
+) -> None:
+    """The exact result Powertools' resolver gave (compact JSON, one header, no cookies)."""
+    params = recording_event("SessionRecordingCompleted", sequence=3)
+    stored = lambda_handler(signed_post(params), lambda_context)
+    assert stored == {
+        "statusCode": 200,
+        "body": json.dumps(
+            {"status": "stored", "sessionUUID": params["SessionUUID"], "sequenceNumber": 3},
+            separators=(",", ":"),
+        ),
+        "isBase64Encoded": False,
+        "headers": {"Content-Type": "application/json"},
+        "cookies": [],
+    }
+    lowercase = signed_post(params)
+    lowercase["requestContext"]["http"]["method"] = "post"
+    assert call(lowercase, lambda_context) == (
+        200,
+        {"status": "duplicate", "sessionUUID": params["SessionUUID"], "sequenceNumber": 3},
+    )
+    refused = lambda_handler(
+        http_event("POST", body="a=b", headers={"Content-Type": "text/plain"}), lambda_context
+    )
+    assert (refused["statusCode"], refused["headers"], refused["cookies"]) == (
+        415,
+        {"Content-Type": "application/json"},
+        [],
+    )
+    assert json.loads(refused["body"])["error"] == "unsupported_media_type"
+
+
 def test_no_token_configured_refuses_everything(
     callback_env: dict[str, str], resources: LocalResources, lambda_context: Any
 ) -> None:

@@ -133,9 +133,11 @@ def test_bucket_is_created_from_the_template(local: LocalResources) -> None:
     assert rules["ExpireNoncurrentVersions"]["NoncurrentVersionExpiration"] == {
         "NoncurrentDays": 30
     }
-    # Object Lock is off by default (ObjectLockRetentionDays 0).
-    with pytest.raises(s3.exceptions.ClientError):
-        s3.get_object_lock_configuration(Bucket=local.bucket_name)
+    # Object Lock is always on (legal holds), with no default retention by default
+    # (ObjectLockRetentionDays 0).
+    lock = s3.get_object_lock_configuration(Bucket=local.bucket_name)["ObjectLockConfiguration"]
+    assert lock["ObjectLockEnabled"] == "Enabled"
+    assert "Rule" not in lock
     # An upload the way the archiver makes it is accepted and encrypted with the key.
     put = s3.put_object(
         Bucket=local.bucket_name,
@@ -321,9 +323,12 @@ def test_callback_function_environment(local: LocalResources) -> None:
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "EVENTS_TABLE_NAME": local.table_name,
         "RETENTION_DAYS": "0",
+        "ARCHIVE_RETENTION_DAYS": "0",
         "AUTH_SECRET_ID": local.secret_arn,
         "FALLBACK_QUEUE_URL": local.fallback_queue_url,
         "PUBLIC_CALLBACK_URL": "",
+        "INDEX_TABLE_NAME": "local-IndexTable",
+        "NUMBER_INDEX_KEY_ID": local.number_index_key_arn,
     }
     overridden = function_environment(
         "CallbackFunction",

@@ -4,147 +4,33 @@ Callbacks go through the real CallbackFunction handler (signed like Plivo), arch
 real SweeperFunction handler, media comes from a scripted server on loopback, and the commands run
 through `recording_archive_cli.main.main` exactly as on the command line.
 
-One module (over 500 lines): the commands share the `Stack` harness below (resources, fake Plivo,
-media, handlers).
+One module (over 500 lines): the commands share the `Stack` harness
+(tests/support/operator_stack.py: resources, fake Plivo, media, handlers).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from recording_archive.dal.plivo_api import recording_id_from_url
 from recording_archive.handlers import reconcile as reconcile_handler
-from recording_archive.handlers import sweeper, wiring
+from recording_archive.handlers import wiring
 from recording_archive.logic.reconcile import reconcile_sequence_number
-from recording_archive_cli.local.resources import DEFAULT_AUTH_ID, LocalResources
+from recording_archive_cli.local.resources import DEFAULT_AUTH_ID
 from recording_archive_cli.main import main
-from recording_archive_cli.plivo_sim import EVENT_COMPLETED, EVENT_INITIATED, session_callbacks
-from tests.support.callback_flow import post_signed_callback
-from tests.support.fake_plivo_api import FakePlivoApi
+from recording_archive_cli.plivo_sim import EVENT_COMPLETED, EVENT_INITIATED
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.media_server import MediaServer, Status, wav_body
-from tests.support.moto_resources import TOKEN, set_secret
+from tests.support.media_server import Status
+from tests.support.moto_resources import set_secret
 from tests.support.net import free_port
-
-
-@pytest.fixture
-def plivo() -> Iterator[FakePlivoApi]:
-    with FakePlivoApi(auth_id=DEFAULT_AUTH_ID, auth_token=TOKEN) as server:
-        yield server
-
-
-class Stack:
-    def __init__(
-        self,
-        res: LocalResources,
-        function_env: Any,
-        media: MediaServer,
-        plivo: FakePlivoApi,
-        capsys: pytest.CaptureFixture[str],
-    ) -> None:
-        self.res = res
-        self.function_env = function_env
-        self.media = media
-        self.plivo = plivo
-        self.capsys = capsys
-        self.ddb = boto3.client("dynamodb", endpoint_url=res.endpoint_url)
-        self.s3 = boto3.client("s3", endpoint_url=res.endpoint_url)
-
-    def post(self, params: dict[str, str]) -> int:
-        self.function_env("CallbackFunction", MEDIA_ALLOW_LOOPBACK="true")
-        return post_signed_callback(params, TOKEN)
-
-    def session(
-        self, *, drop: tuple[str, ...] = (), media_url: str | None = None
-    ) -> tuple[str, str, bytes]:
-        """One simulated recorded session: Plivo holds it; the callbacks in `drop` never came."""
-        rec = str(uuid.uuid4())
-        body = wav_body(0.2 + len(self.media.requests) * 0.01)
-        path = f"/v1/Account/{DEFAULT_AUTH_ID}/Recording/{rec}.wav"
-        self.media.add(path, body, content_type="audio/wav")
-        url = media_url or self.media.url(path)
-        callbacks = session_callbacks(auth_id=DEFAULT_AUTH_ID, media_url=url, recording_uuid=rec)
-        session_uuid = callbacks[0].session_uuid
-        for cb in callbacks:
-            if cb.event_name not in drop:
-                assert self.post(cb.params) == 200
-        fake = self.plivo.add_session(session_uuid=session_uuid)
-        self.plivo.add_recording(fake, url, recording_id=rec, fmt="wav")
-        return session_uuid, rec, body.data
-
-    def sweep(self) -> dict[str, int]:
-        self.function_env(
-            "SweeperFunction",
-            MEDIA_ALLOW_LOOPBACK="true",
-            MEDIA_RETRY_BUDGET_SECONDS="0.2",
-            SWEEP_GRACE_SECONDS="0",
-        )
-        wiring.reset()
-        result: dict[str, int] = sweeper.lambda_handler({}, FakeLambdaContext())
-        return result
-
-    def cli(self, *argv: str, stdin: str | None = None) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        args = [*argv, "--endpoint-url", self.res.endpoint_url]
-        if argv[0] in ("reconcile", "purge-source"):
-            args += ["--plivo-api-url", self.plivo.base_url]
-        if stdin is not None:
-            with pytest.MonkeyPatch.context() as mp:
-                mp.setattr("sys.stdin", io.StringIO(stdin))
-                rc = main(args)
-        else:
-            rc = main(args)
-        out, err = self.capsys.readouterr()
-        return rc, out, err
-
-    def cli_json(self, *argv: str) -> tuple[int, Any]:
-        rc, out, _ = self.cli(*argv, "--json")
-        return rc, json.loads(out)
-
-    def items(self) -> list[dict[str, Any]]:
-        return self.ddb.scan(TableName=self.res.table_name, ConsistentRead=True)["Items"]
-
-    def item(self, session: str, seq: int) -> dict[str, Any]:
-        key = {"SessionUUID": {"S": session}, "SequenceNumber": {"N": str(seq)}}
-        return self.ddb.get_item(TableName=self.res.table_name, Key=key, ConsistentRead=True)[
-            "Item"
-        ]
-
-    def update(self, session: str, seq: int, **values: str) -> None:
-        key = {"SessionUUID": {"S": session}, "SequenceNumber": {"N": str(seq)}}
-        names = {f"#{k}": k for k in values}
-        self.ddb.update_item(
-            TableName=self.res.table_name,
-            Key=key,
-            UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in values),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues={f":{k}": {"S": v} for k, v in values.items()},
-        )
-
-    def versions(self) -> list[dict[str, Any]]:
-        return self.s3.list_object_versions(Bucket=self.res.bucket_name).get("Versions", [])
-
-
-@pytest.fixture
-def stack(
-    resources: LocalResources,
-    function_env: Any,
-    media: MediaServer,
-    plivo: FakePlivoApi,
-    capsys: pytest.CaptureFixture[str],
-) -> Iterator[Stack]:
-    yield Stack(resources, function_env, media, plivo, capsys)
-    wiring.reset()
+from tests.support.operator_stack import Stack, deployed_stack
 
 
 # --- reconcile: the key scenario -----------------------------------------------------------------
@@ -294,6 +180,10 @@ def test_reconcile_handler_shares_the_logic(stack: Stack) -> None:
     assert stack.item(session_uuid, reconcile_sequence_number(rec))["ArchiveStatus"] == {
         "S": "ARCHIVED"
     }
+    # The reconciled event has its day entry in the session index (issue 15).
+    entries = stack.ddb.scan(TableName=stack.res.index_table_name)["Items"]
+    suffix = f"#{session_uuid}#{reconcile_sequence_number(rec)}"
+    assert [e["pk"]["S"][:4] for e in entries if e["sk"]["S"].endswith(suffix)] == ["DAY#"]
     assert reconcile_handler.lambda_handler({}, FakeLambdaContext())["counts"] == {
         "already_archived": 1
     }
@@ -474,20 +364,11 @@ def test_purge_source_recording_already_gone_from_plivo(stack: Stack) -> None:
 
 
 # --- where the stack is ---------------------------------------------------------------------------
-def _cfn_stack(res: LocalResources, name: str, outputs: dict[str, str]) -> None:
-    template = {
-        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {k: {"Value": v} for k, v in outputs.items()},
-    }
-    cfn = boto3.client("cloudformation", endpoint_url=res.endpoint_url)
-    cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
-
-
 def test_deployed_stack_names_come_from_its_outputs(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
     session_uuid, rec, _ = stack.session()
-    _cfn_stack(
+    deployed_stack(
         stack.res,
         "prod-archive",
         {
@@ -497,7 +378,7 @@ def test_deployed_stack_names_come_from_its_outputs(
             "DataKeyArn": stack.res.kms_key_arn,
         },
     )
-    _cfn_stack(stack.res, "other", {"EventsTableName": stack.res.table_name})
+    deployed_stack(stack.res, "other", {"EventsTableName": stack.res.table_name})
     capsys.readouterr()
     # AWS_ENDPOINT_URL (set by the `aws` fixture) points boto3 at moto: no --endpoint-url.
     assert main(["sessions", "show", session_uuid, "--stack", "prod-archive", "--json"]) == 0

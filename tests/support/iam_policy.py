@@ -62,6 +62,8 @@ FAKE_RESOURCES = LocalResources(
     archive_failure_queue_url=f"{_SQS}/{STACK}-ArchiveFailureQueue-1A2B3C4D",
     secret_arn=f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:AuthSecret-1A2B3C4D-AbCdEf",
     stack_name=STACK,
+    index_table_name=f"{STACK}-IndexTable-1A2B3C4D",
+    number_index_key_arn=f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/5678abcd-12ab-34cd-56ef-1234567890ab",
 )
 LOG_STREAM = "2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef"
 
@@ -82,6 +84,9 @@ _S3_ACTIONS: dict[tuple[str, bool], str] = {
     ("GetObjectTagging", True): "s3:GetObjectVersionTagging",
     ("PutObjectTagging", True): "s3:PutObjectVersionTagging",
     ("DeleteObject", True): "s3:DeleteObjectVersion",
+    # API_PutObjectLegalHold.html: one action, with or without versionId (SAR_S3 lists no
+    # version variant).
+    ("PutObjectLegalHold", True): "s3:PutObjectLegalHold",
     # mpuoverview.html#mpuAndPermissions: creating, uploading parts of and completing a
     # multipart upload are authorised as s3:PutObject; ListParts as s3:ListMultipartUploadParts.
     ("CreateMultipartUpload", False): "s3:PutObject",
@@ -447,6 +452,13 @@ def call_needs(stack: ResolvedStack, function: str, record: Mapping[str, Any]) -
         if operation == "PutObject" and "Tagging" in present:
             # API_PutObject.html, "Permissions": tags in the request need s3:PutObjectTagging.
             actions.append("s3:PutObjectTagging")
+        if (
+            operation in ("PutObject", "CreateMultipartUpload")
+            and "ObjectLockLegalHoldStatus" in present
+        ):
+            # API_PutObject.html / API_CreateMultipartUpload.html, "Permissions": an object
+            # written with x-amz-object-lock-legal-hold needs s3:PutObjectLegalHold too.
+            actions.append("s3:PutObjectLegalHold")
         logical = stack.logical_of(bucket)
         encrypted_by = stack.encryption_key(logical) if logical else None
         if isinstance(params.get("SSEKMSKeyId"), str):
@@ -459,6 +471,15 @@ def call_needs(stack: ResolvedStack, function: str, record: Mapping[str, Any]) -
             resources = [f"{table_arn}/index/{index}" if isinstance(index, str) else table_arn]
         elif isinstance(params.get("StreamArn"), str):
             resources = [mapped("StreamArn")]
+        elif isinstance(params.get("TableNames"), list) and params["TableNames"]:
+            # BatchWriteItem / BatchGetItem: the action on every table of RequestItems.
+            resources = [
+                stack.resolve({"Fn::GetAtt": [_logical(stack, mapped_name), "Arn"]})
+                for mapped_name in (
+                    _template_value(stack, function, environment, str(t), "TableName")
+                    for t in params["TableNames"]
+                )
+            ]
         else:
             raise PolicyCheckError(f"{function}: dynamodb {operation}: no table or stream named")
     elif prefix == "sqs":
@@ -467,6 +488,10 @@ def call_needs(stack: ResolvedStack, function: str, record: Mapping[str, Any]) -
         resources = [_queue_arn(url)]
         logical = stack.logical_of(url)
         encrypted_by = stack.encryption_key(logical) if logical else None
+    elif prefix == "kms":
+        # Direct use of a key (GenerateMac of the session index): the action on the key named.
+        actions = [f"kms:{operation}"]
+        resources = [stack.key_arn(mapped("KeyId"))]
     elif prefix == "secretsmanager":
         actions = [f"secretsmanager:{operation}"]
         secret = mapped("SecretId")
@@ -478,6 +503,18 @@ def call_needs(stack: ResolvedStack, function: str, record: Mapping[str, Any]) -
         # An AuthSecretArn of the operator's own: its key is not the stack's (the parameter's
         # description says that key must grant kms:Decrypt itself).
         encrypted_by = stack.encryption_key(logical) if logical else None
+    elif prefix == "events":
+        # PutEvents is authorised on each entry's bus (Service Authorization Reference,
+        # list_amazoneventbridge.html: resource type event-bus).
+        actions = [f"events:{operation}"]
+        buses = params.get("EventBusNames")
+        if not isinstance(buses, list) or not buses:
+            raise PolicyCheckError(f"{function}: events {operation} without a bus")
+        resources = []
+        for bus in buses:
+            name = _template_value(stack, function, environment, str(bus), "EventBusName")
+            arn = name if name.startswith("arn:") else None
+            resources.append(arn or f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:event-bus/{name}")
     else:
         raise PolicyCheckError(f"{function}: calls to {service} are not mapped to IAM yet")
 

@@ -151,6 +151,9 @@ def start_local(*extra: str, token: str = TOKEN, aws_port: int | None = None) ->
     while aws_port == port:
         port = free_port()
     args = list(extra)
+    if "--console-port" not in args:
+        # The console's default port (8080) is one port for every stack: tests ask for it.
+        args += ["--console-port", "0"]
     ready_dir: Path | None = None
     if "--ready-file" in args:
         ready_file = Path(args[args.index("--ready-file") + 1])
@@ -226,3 +229,14 @@ def table_name(stack: LocalStackProcess) -> str:
 
 def bucket_name(stack: LocalStackProcess) -> str:
     return str(stack.ready["bucket"])
+
+
+def session_items(stack: LocalStackProcess, session_uuid: str) -> list[dict[str, Any]]:
+    """The session's event items (typed DynamoDB JSON), SequenceNumber order, read consistently."""
+    items: list[dict[str, Any]] = ddb(stack).query(
+        TableName=table_name(stack),
+        KeyConditionExpression="SessionUUID = :s",
+        ExpressionAttributeValues={":s": {"S": session_uuid}},
+        ConsistentRead=True,
+    )["Items"]
+    return items

@@ -63,6 +63,7 @@ def test_archive_settings_split_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
         "ARCHIVE_KMS_KEY_ID": "arn:aws:kms:us-east-1:123456789012:key/x",
         "ARCHIVE_BUCKET_OWNER": "123456789012",
         "AUTH_SECRET_ID": "s",
+        "EVENT_BUS_NAME": "default",
         "MEDIA_ALLOWED_HOSTS": " Media.Plivo.com, *.media.plivo.com ,",
     }.items():
         monkeypatch.setenv(name, value)

@@ -31,6 +31,7 @@ REQUIRED = {
     "archive_kms_key_id": "alias/key",
     "archive_bucket_owner": "123456789012",
     "auth_secret_id": "secret",
+    "event_bus_name": "default",
 }
 MiB = 1024 * 1024
 

@@ -178,6 +178,16 @@ def test_reconciled_item_shape() -> None:
     assert item["RecordingStartTime"] == "2026-11-20T11:00:00.000Z"
     assert item["EventTime"] == item["RecordingEndTime"] == "2026-11-20T11:00:12.000Z"
     assert item["ExpiresAt"] == int((NOW + timedelta(days=2)).timestamp())
+    # Never before its recording (logic/retention.py): ArchiveRetentionDays 90 keeps it 91 days.
+    kept = reconciled_item(
+        "s1",
+        interaction("r1"),
+        recording("r1"),
+        received_at=NOW,
+        retention_days=2,
+        archive_retention_days=90,
+    )
+    assert kept["ExpiresAt"] == int((NOW + timedelta(days=91)).timestamp())
     assert "api_id" not in item["Payload"]["Recording"]
     assert item["Payload"]["Recording"]["monthly_recording_storage_amount"] == Decimal("0.0008")
     job = ArchiveJob.from_item(item)

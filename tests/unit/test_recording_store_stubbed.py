@@ -91,6 +91,7 @@ def expect_part(stub: Stubber, n: int) -> None:
             "Body": ANY,
             "ContentLength": len(PARTS[n - 1]),
             "ChecksumSHA256": b64sha(PARTS[n - 1]),
+            "ChecksumAlgorithm": "SHA256",
             "ExpectedBucketOwner": OWNER,
         },
     )
@@ -177,6 +178,7 @@ def test_single_put_parameters(stubbed: Stubbed) -> None:
             "Metadata": {"session-uuid": "S", "sha256": sha},
             "Tagging": f"sha256={sha}",
             "ChecksumSHA256": b64sha(data),
+            "ChecksumAlgorithm": "SHA256",
             "ServerSideEncryption": "aws:kms",
             "SSEKMSKeyId": KMS,
             "BucketKeyEnabled": True,

@@ -2,7 +2,12 @@
 Ctrl-C or SIGTERM. What it runs: `recording_archive_cli.local.stack`.
 
 `--ready-file PATH`: once the stack is ready, what a client needs (see
-`LocalStack.ready_info`) is written there as JSON, atomically, and removed when the stack stops.
+`LocalStack.ready_info`, and `console_port`) is written there as JSON, atomically, and removed
+when the stack stops.
+
+`--console-port PORT` (8080; 0: none): the recording console (`recording_archive_cli.console`)
+against this stack, served from this process on a thread of its own once the stack is ready; its
+`console: http://127.0.0.1:PORT/?token=...` line follows the ready line.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from recording_archive_cli.local.stack import (
     write_ready_file,
 )
 from recording_archive_cli.local.tls import ca_bundle_file
+
+CONSOLE_PORT = 8080
+CONSOLE_RETRY_BUDGET = 10.0
 
 
 def register(subparsers: Any) -> None:
@@ -93,7 +101,40 @@ def register(subparsers: Any) -> None:
             "resource names, ports, pid; never the token) to PATH as JSON; removed on exit"
         ),
     )
+    parser.add_argument(
+        "--console-port",
+        type=console_port,
+        default=CONSOLE_PORT,
+        metavar="PORT",
+        help=f"port of the recording console on 127.0.0.1 ({CONSOLE_PORT}); 0: no console",
+    )
     parser.set_defaults(func=run)
+
+
+def console_port(text: str) -> int:
+    """A port number, or 0 for no console."""
+    return 0 if text.strip() == "0" else port_number(text)
+
+
+def start_console(stack: LocalStack, port: int) -> Any:
+    """The recording console against this stack (`recording_archive_cli.console`), in this
+    process, on a thread of its own; None when `--console-port 0`."""
+    if not port:
+        return None
+    from recording_archive_cli.console.server import ConsoleServer
+    from recording_archive_cli.operator.context import Ops
+
+    args = argparse.Namespace(
+        endpoint_url=stack.resources.endpoint_url,
+        stack=None,
+        profile=None,
+        region=stack.resources.region,
+        # An operator's retry from a page waits for the media at most this long.
+        media_retry_budget=CONSOLE_RETRY_BUDGET,
+    )
+    server = ConsoleServer(Ops(args), port=port)
+    server.start()
+    return server
 
 
 def function_env_override(text: str) -> tuple[str, str, str]:
@@ -133,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         stack.stop_event.set()
 
     ready_file: Path | None = None
+    console: Any = None
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         stack.console.say(
@@ -142,10 +184,15 @@ def run(args: argparse.Namespace) -> int:
         stack.start()
         if stack.stop_event.is_set():
             return 0
+        console = start_console(stack, getattr(args, "console_port", 0))
         ready_file = getattr(args, "ready_file", None)
         if ready_file is not None:
-            write_ready_file(ready_file, stack.ready_info())
+            info = stack.ready_info()
+            info["console_port"] = console.port if console is not None else None
+            write_ready_file(ready_file, info)
         stack.console.plain(stack.ready_line())
+        if console is not None:
+            stack.console.plain(console.line())
         stack.console.say("Ctrl-C stops every process started here")
         if not args.no_demo:
             stack.run_demo()
@@ -154,6 +201,8 @@ def run(args: argparse.Namespace) -> int:
         stack.console.say("stopping")
         return 0
     finally:
+        if console is not None:
+            console.stop()
         stack.stop()
         if ready_file is not None:
             ready_file.unlink(missing_ok=True)

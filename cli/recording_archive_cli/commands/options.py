@@ -6,7 +6,7 @@ import argparse
 import os
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from recording_archive_cli.operator.context import MEDIA_RETRY_BUDGET
@@ -31,6 +31,18 @@ def duration(text: str) -> timedelta:
     if seconds <= 0:
         raise argparse.ArgumentTypeError("the duration must be positive")
     return timedelta(seconds=seconds)
+
+
+def instant(text: str) -> datetime:
+    """An ISO-8601 time, e.g. `2026-12-03T17:00:00Z` or `2026-12-03`; UTC when it names no
+    offset."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO-8601 time: {text!r} (use e.g. 2026-12-03T17:00:00Z)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def identifier(text: str) -> str:

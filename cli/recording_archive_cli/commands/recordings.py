@@ -46,6 +46,13 @@ def _when(epoch: Any) -> str:
     return now_iso(datetime.fromtimestamp(int(epoch), tz=UTC))
 
 
+def _audit(
+    ops: Ops, action: str, targets: dict[str, Any], counts: dict[str, int] | None = None
+) -> None:
+    with ops.aws_errors("audit table"):
+        ops.audit.write(action, actor=ops.caller_arn, targets=targets, counts=counts)
+
+
 # --- get -----------------------------------------------------------------------------------------
 def run_recordings_get(args: argparse.Namespace) -> int:
     ops = Ops(args)
@@ -74,12 +81,18 @@ def run_recordings_get(args: argparse.Namespace) -> int:
         "duration_seconds": item.get(f.RECORDING_DURATION_SECONDS),
         "start_time": item.get(f.RECORDING_START_TIME),
     }
+    # Audited before the URL or the file is handed out: no access without its record.
+    audit_targets = {k: details[k] for k in ("recording_uuid", "session_uuid", "key", "version_id")}
     if args.url:
         url = presigned_url(ops, item, args.expires)
+        _audit(ops, "recording.url", audit_targets, {"expires_in": args.expires})
         emit(args, {**details, "url": url, "expires_in": args.expires}, url)
         return 0
     if args.download:
         target = Path(args.download)
+        if target.exists():  # checked again by download_verified; before the audit record
+            raise CLIError(f"{target} exists: choose another path")
+        _audit(ops, "recording.download", audit_targets)
         size, sha = download_verified(ops, item, target)
         emit(
             args,
@@ -177,6 +190,15 @@ def run_recordings_retry(args: argparse.Namespace) -> int:
             )
             for r in results
         ],
+    )
+    outcomes: dict[str, int] = {}
+    for r in results:
+        outcomes[str(r["outcome"])] = outcomes.get(str(r["outcome"]), 0) + 1
+    _audit(
+        ops,
+        "recording.retry",
+        {"recordings": sorted({str(r["recording_uuid"]) for r in results})},
+        outcomes,
     )
     emit(args, results, text + f"\n{len(results)} retried")
     good = {"archived", "already_archived"}

@@ -57,6 +57,7 @@ _NAMED_PARAMS = (
     "StreamArn",
     "ServerSideEncryption",
     "SSEKMSKeyId",
+    "KeyId",
 )
 # Request parameters whose presence alone matters (the value is not recorded).
 _PRESENCE_PARAMS = ("VersionId", "Tagging", "UploadId")
@@ -143,6 +144,11 @@ def call_record(
     present = sorted(k for k in _PRESENCE_PARAMS if params.get(k))
     if "RequestItems" in params and isinstance(params["RequestItems"], Mapping):
         named["TableNames"] = sorted(params["RequestItems"])
+    if iam_prefix == "events" and isinstance(params.get("Entries"), list):
+        # PutEvents names its bus per entry; an entry without one goes to the default bus.
+        named["EventBusNames"] = sorted(
+            {str(e.get("EventBusName") or "default") for e in params["Entries"]}
+        )
     environment: dict[str, str] = {}
     for logical_id in logical_ids:
         for name in _environment_names(logical_id):

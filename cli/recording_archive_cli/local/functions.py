@@ -24,7 +24,9 @@ from recording_archive_cli.local.resources import (
     BUCKET_ID,
     FALLBACK_DLQ_ID,
     FALLBACK_QUEUE_ID,
+    INDEX_TABLE_ID,
     KEY_ID,
+    NUMBER_INDEX_KEY_ID,
     SECRET_ID,
     TABLE_ID,
     LocalResources,
@@ -128,6 +130,15 @@ def resolver_for(
             SECRET_ID: Physical(resources.secret_arn, {"Id": resources.secret_arn}),
         }
     )
+    if resources.index_table_name:
+        resolver.resources[INDEX_TABLE_ID] = Physical(
+            resources.index_table_name, {"Arn": resources.index_table_arn}
+        )
+    if resources.number_index_key_arn:
+        key_id = resources.number_index_key_arn.rsplit("/", 1)[-1]
+        resolver.resources[NUMBER_INDEX_KEY_ID] = Physical(
+            key_id, {"Arn": resources.number_index_key_arn, "KeyId": key_id}
+        )
     return resolver
 
 

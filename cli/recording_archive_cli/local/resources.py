@@ -45,7 +45,9 @@ __all__ = [
     "DEFAULT_AUTH_ID",
     "FALLBACK_DLQ_ID",
     "FALLBACK_QUEUE_ID",
+    "INDEX_TABLE_ID",
     "KEY_ID",
+    "NUMBER_INDEX_KEY_ID",
     "SECRET_ID",
     "TABLE_ID",
     "LocalResourceError",
@@ -61,6 +63,8 @@ FALLBACK_QUEUE_ID = "FallbackQueue"
 FALLBACK_DLQ_ID = "FallbackDeadLetterQueue"
 ARCHIVE_FAILURE_QUEUE_ID = "ArchiveFailureQueue"
 SECRET_ID = "AuthSecret"  # noqa: S105 - a logical id, not a secret
+INDEX_TABLE_ID = "IndexTable"
+NUMBER_INDEX_KEY_ID = "NumberIndexKey"
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,17 @@ class LocalResources:
     stack_name: str = "local"
     # Template parameter overrides the resources were created with (name, value).
     parameters: tuple[tuple[str, str], ...] = ()
+    # The session index's table and HMAC key (empty: a template without them).
+    index_table_name: str = ""
+    number_index_key_arn: str = ""
+    # The queue `local-LifecycleEvents` that the rule `local-lifecycle-events` fills with every
+    # lifecycle event on the bus (empty: a template without EventBusName).
+    lifecycle_events_queue_url: str = ""
+
+    @property
+    def index_table_arn(self) -> str:
+        table = self.index_table_name
+        return f"arn:{PARTITION}:dynamodb:{self.region}:{self.account_id}:table/{table}"
 
     @property
     def table_arn(self) -> str:
@@ -148,6 +163,7 @@ _TABLE_PROPS = {
     "PointInTimeRecoverySpecification",
     "DeletionProtectionEnabled",
     "TableClass",
+    "ResourcePolicy",
     "Tags",
 }
 _BUCKET_PROPS = {
@@ -282,6 +298,14 @@ class _Creator:
                         pitr.get("PointInTimeRecoveryEnabled", False)
                     )
                 },
+            )
+        policy = props.get("ResourcePolicy")
+        if policy:
+            # Applied as CloudFormation does (moto stores it; it does not enforce it).
+            document = policy["PolicyDocument"]
+            ddb.put_resource_policy(
+                ResourceArn=table["TableArn"],
+                Policy=document if isinstance(document, str) else json.dumps(document),
             )
         attributes = {"Arn": table["TableArn"]}
         if "LatestStreamArn" in table:
@@ -442,6 +466,64 @@ def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The local subscriber of the lifecycle events: what an operator's own rule on the bus would do.
+LIFECYCLE_EVENTS_QUEUE = "LifecycleEvents"
+LIFECYCLE_EVENTS_RULE = "lifecycle-events"
+
+
+def _creation_error(what: str, exc: ClientError | BotoCoreError) -> LocalResourceError:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return LocalResourceError(
+            f"{what}: {error.get('Code', 'error')}: {error.get('Message', exc)}"
+        )
+    return LocalResourceError(f"{what}: {exc}")
+
+
+def _route_lifecycle_events(creator: _Creator, bus_name: str) -> str:
+    """Rule `{stack}-lifecycle-events` on `bus_name` (created unless it is the account's default
+    bus) forwarding every event of the archive's source to queue `{stack}-LifecycleEvents`;
+    returns the queue's URL. moto delivers PutEvents to SQS targets of matching rules."""
+    from recording_archive.models.archive import LIFECYCLE_SOURCE as SOURCE
+
+    stack = creator.resolver.stack_name
+    sqs, events = creator.client("sqs"), creator.client("events")
+    url = str(sqs.create_queue(QueueName=_physical_name(stack, LIFECYCLE_EVENTS_QUEUE))["QueueUrl"])
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    if bus_name != "default":
+        events.create_event_bus(Name=bus_name)
+    rule = _physical_name(stack, LIFECYCLE_EVENTS_RULE)
+    rule_arn = events.put_rule(
+        Name=rule,
+        EventBusName=bus_name,
+        EventPattern=json.dumps({"source": [SOURCE]}),
+        State="ENABLED",
+        Description="Lifecycle events of the recording archive, to the local subscriber queue",
+    )["RuleArn"]
+    # What AWS needs for a queue target: EventBridge allowed to send, from this rule only
+    # (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions).
+    # moto does not enforce it; it is set so the local queue is what a real subscriber makes.
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    events.put_targets(
+        Rule=rule, EventBusName=bus_name, Targets=[{"Id": "local-subscriber", "Arn": queue_arn}]
+    )
+    return url
+
+
 _CREATORS: dict[str, str] = {
     "AWS::KMS::Key": "create_key",
     "AWS::KMS::Alias": "create_alias",
@@ -546,13 +628,8 @@ def create_local_resources(
         create = getattr(creator, _CREATORS[resource["Type"]])
         try:
             resolver.resources[logical_id] = create(logical_id, props)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise LocalResourceError(
-                f"{logical_id}: {error.get('Code', 'error')}: {error.get('Message', exc)}"
-            ) from None
-        except BotoCoreError as exc:
-            raise LocalResourceError(f"{logical_id}: {exc}") from None
+        except (ClientError, BotoCoreError) as exc:
+            raise _creation_error(logical_id, exc) from None
 
     def created(logical_id: str) -> Physical:
         if logical_id not in resolver.resources:
@@ -560,6 +637,15 @@ def create_local_resources(
                 f"{logical_id}: not created (missing from the template or its condition is false)"
             )
         return resolver.resources[logical_id]
+
+    lifecycle_queue = ""
+    if "EventBusName" in (template.get("Parameters") or {}):
+        try:
+            lifecycle_queue = _route_lifecycle_events(
+                creator, str(resolver.resolve({"Ref": "EventBusName"}))
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _creation_error("lifecycle events rule", exc) from None
 
     table = created(TABLE_ID)
     if "StreamArn" not in table.attributes:
@@ -578,4 +664,13 @@ def create_local_resources(
         secret_arn=created(SECRET_ID).ref,
         stack_name=stack_name,
         parameters=tuple(sorted((parameters or {}).items())),
+        lifecycle_events_queue_url=lifecycle_queue,
+        index_table_name=(
+            created(INDEX_TABLE_ID).ref if INDEX_TABLE_ID in resolver.resources else ""
+        ),
+        number_index_key_arn=(
+            created(NUMBER_INDEX_KEY_ID).attributes["Arn"]
+            if NUMBER_INDEX_KEY_ID in resolver.resources
+            else ""
+        ),
     )

@@ -412,6 +412,8 @@ class LocalStack:
             "fallback_queue_url": r.fallback_queue_url,
             "fallback_dlq_url": r.fallback_dlq_url,
             "archive_failure_queue_url": r.archive_failure_queue_url,
+            # Where the local rule `local-lifecycle-events` forwards the lifecycle events.
+            "lifecycle_events_queue_url": r.lifecycle_events_queue_url,
             "secret_arn": r.secret_arn,
             "auth_id": DEFAULT_AUTH_ID,
             "auth_token_source": (

@@ -92,10 +92,16 @@ def archived_item(ops: Ops, recording_uuid: str) -> tuple[dict[str, Any] | None,
     return (archived[0] if archived else None), items
 
 
-def presigned_url(ops: Ops, item: Mapping[str, Any], expires: int) -> str:
+def presigned_url(
+    ops: Ops, item: Mapping[str, Any], expires: int, *, attachment: str | None = None
+) -> str:
+    """A GET URL of the archived object; `attachment`: the file name S3 answers it under as a
+    download (ResponseContentDisposition, signed into the URL)."""
     params: dict[str, Any] = {"Bucket": item[f.ARCHIVE_BUCKET], "Key": item[f.ARCHIVE_KEY]}
     if item.get(f.ARCHIVE_VERSION_ID):
         params["VersionId"] = item[f.ARCHIVE_VERSION_ID]
+    if attachment is not None:
+        params["ResponseContentDisposition"] = f'attachment; filename="{attachment}"'
     with ops.aws_errors("presign"):
         url: str = ops.s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
     return url

@@ -213,7 +213,9 @@ class Ops:
             media_auth=False,
         )
 
-    def _stack_names(self) -> Names:
+    @cached_property
+    def _stack_description(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The deployed stack's (outputs, parameters)."""
         from botocore.exceptions import ClientError
 
         name = str(self.stack)
@@ -226,11 +228,59 @@ class Ops:
                         f"no stack named {name!r} in {self.session.region_name}"
                     ) from None
                 raise
-            account = self.client("sts").get_caller_identity()["Account"]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
         params = {
             p["ParameterKey"]: p.get("ParameterValue", "") for p in stacks[0].get("Parameters", [])
         }
+        return outputs, params
+
+    def stack_output(self, key: str) -> str:
+        """An output of the deployed stack (CLIError when the stack has none by that name: a
+        stack deployed before the feature that added it)."""
+        value = self._stack_description[0].get(key)
+        if not value:
+            raise CLIError(
+                f"stack {self.stack!r} has no output {key}: deploy this version of the template"
+            )
+        return value
+
+    def stack_parameter(self, key: str) -> str:
+        """A template parameter's value: the deployed stack's, or for the local stack (and a
+        stack deployed before the parameter existed) the template's default."""
+        if not self.endpoint_url:
+            value = self._stack_description[1].get(key)
+            if value is not None:
+                return value
+        from recording_archive_cli.local.template import template_at
+
+        default = template_at(None)["Parameters"].get(key, {}).get("Default")
+        if default is None:
+            raise CLIError(f"the template has no parameter {key} with a default")
+        return str(default)
+
+    @cached_property
+    def caller_arn(self) -> str:
+        """Who runs this command (STS GetCallerIdentity): the actor of audit records."""
+        with self.aws_errors("sts"):
+            return str(self.client("sts").get_caller_identity()["Arn"])
+
+    @cached_property
+    def audit(self) -> Any:
+        """The audit log (operator/audit.py): table `local-AuditTable`, or output AuditTableName."""
+        from recording_archive_cli.operator.audit import AuditLog
+
+        table = (
+            f"{LOCAL_STACK}-AuditTable"
+            if self.endpoint_url
+            else self.stack_output("AuditTableName")
+        )
+        return AuditLog(self.client("dynamodb"), table)
+
+    def _stack_names(self) -> Names:
+        name = str(self.stack)
+        outputs, params = self._stack_description
+        with self.aws_errors(f"stack {name}"):
+            account = self.client("sts").get_caller_identity()["Account"]
         missing = [o for o in REQUIRED_OUTPUTS if not outputs.get(o)]
         if missing:
             raise CLIError(
@@ -306,4 +356,37 @@ class Ops:
             target=wiring.ArchiveTarget(
                 bucket=names.bucket, kms_key_id=names.kms_key, bucket_owner=names.account_id
             ),
+            # An operator's retry or reconcile announces what it archives, as the functions do.
+            events=self.lifecycle_events,
+        )
+
+    @cached_property
+    def lifecycle_events(self) -> Any:
+        """The lifecycle events publisher (dal/lifecycle_events.py) on the stack's bus: the
+        parameter EventBusName (the local stack: the template's default, the account's default
+        bus, where `local-lifecycle-events` forwards to the queue `local-LifecycleEvents`)."""
+        return _wiring().lifecycle_events_on(
+            self.client("events"), self.stack_parameter("EventBusName")
+        )
+
+    # --- the session index (sessions list / find, index rebuild, erase) -----------------------
+    @cached_property
+    def index_table(self) -> str:
+        """The session index table: `local-IndexTable`, or the stack's output IndexTableName."""
+        if self.endpoint_url:
+            return f"{LOCAL_STACK}-IndexTable"
+        return self.stack_output("IndexTableName")
+
+    @cached_property
+    def number_index_key(self) -> str:
+        """The index's HMAC key: alias `alias/local-number-index`, or output NumberIndexKeyArn."""
+        if self.endpoint_url:
+            return f"alias/{LOCAL_STACK}-number-index"
+        return self.stack_output("NumberIndexKeyArn")
+
+    @cached_property
+    def session_index(self) -> Any:
+        """The functions' SessionIndex on the operator's clients (dal/session_index.py)."""
+        return _wiring().session_index_from(
+            self.client("dynamodb"), self.index_table, self.client("kms"), self.number_index_key
         )

@@ -39,7 +39,7 @@ def reconcile(
         drop_metrics()
         on_entry(entry)
 
-    reconciler = Reconciler(ops.plivo, ops.index, ops.archiver)
+    reconciler = Reconciler(ops.plivo, ops.index, ops.archiver, entries=ops.session_index)
     with plivo_errors(), ops.aws_errors("reconcile"):
         return reconciler.run(since, until, dry_run=dry_run, on_entry=each)
 
@@ -58,7 +58,6 @@ def archived_before(ops: Ops, before: str) -> dict[str, dict[str, Any]]:
 def purge_one(ops: Ops, item: dict[str, Any], dry_run: bool) -> tuple[str, str]:
     """Delete one recording from Plivo after re-verifying its archived copy: (outcome, detail)."""
     from recording_archive.dal.archive_index import SOURCE_DELETED_AT
-    from recording_archive.dal.plivo_api import PlivoNotFoundError
 
     if item.get(SOURCE_DELETED_AT):
         return "already_deleted", str(item[SOURCE_DELETED_AT])
@@ -67,13 +66,20 @@ def purge_one(ops: Ops, item: dict[str, Any], dry_run: bool) -> tuple[str, str]:
         return "not_verified", f"{status}: {detail}"
     if dry_run:
         return "would_delete", ""
-    rid = str(item[f.RECORDING_UUID])
-    outcome = "deleted"
-    try:
-        ops.plivo.delete_recording(rid)
-    except PlivoNotFoundError:
-        outcome = "already_gone"
+    outcome = delete_at_source(ops, str(item[f.RECORDING_UUID]))
     ops.index.mark_source_deleted(
         str(item[f.SESSION_UUID]), int(item[f.SEQUENCE_NUMBER]), at=now_iso()
     )
     return outcome, ""
+
+
+def delete_at_source(ops: Ops, recording_uuid: str) -> str:
+    """Delete one recording from Plivo: "deleted", or "already_gone" (Plivo answered 404).
+    Also `erase --include-source`."""
+    from recording_archive.dal.plivo_api import PlivoNotFoundError
+
+    try:
+        ops.plivo.delete_recording(recording_uuid)
+    except PlivoNotFoundError:
+        return "already_gone"
+    return "deleted"

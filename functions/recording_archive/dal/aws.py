@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
@@ -56,6 +58,7 @@ _DEFAULT_ATTEMPTS_OTHER = 3
 DYNAMODB = "dynamodb"
 SQS = "sqs"
 SECRETS_MANAGER = "secrets-manager"
+KMS = "kms"
 
 
 class DeadlineExceededError(BotoCoreError):
@@ -129,10 +132,21 @@ QUEUE = ClientBudget(connect_timeout=0.5, read_timeout=1.0, total_attempts=3)
 # fit in the callback's 20 s with a table attempt after them (10 s at worst, 6 s of it a
 # throttled retry's backoff); a third would not.
 SECRET = ClientBudget(connect_timeout=0.5, read_timeout=1.0, total_attempts=2)
+# KMS GenerateMac of the session index's number entries (dal/session_index.py): a symmetric
+# operation that KMS answers in milliseconds. The event is already stored when it is called, and
+# a failure only leaves entries for `index rebuild`: two attempts, under the callback's deadline.
+NUMBER_KEY = ClientBudget(connect_timeout=0.5, read_timeout=1.0, total_attempts=2)
 # S3, archive functions only (900 s, no deadline). The connect timeout is also the limit on each
 # blocking send of a part's body (up to 512 MiB parts): 3 s. After the last byte, S3 answers an
 # UploadPart or CompleteMultipartUpload within seconds: 20 s of read timeout, 3 attempts.
 OBJECTS = ClientBudget(connect_timeout=3.0, read_timeout=20.0, total_attempts=3)
+# EventBridge PutEvents of one lifecycle event (dal/lifecycle_events.py), from the archive
+# functions (900 s, no deadline) and the operator CLI. It answers in tens of milliseconds, but
+# a publish that fails costs the archive attempt (retried later with one more download: at least
+# once, logic/archive_recording.py), so the timeouts are generous rather than tight: 2 s connect,
+# 5 s read. Three attempts (botocore's standard count; it retries throttling and 5xx of the whole
+# call, not a failed entry). Worst case 3 x 9 s + 6 s + 7 s of backoff = 40 s.
+EVENTS = ClientBudget(connect_timeout=2.0, read_timeout=5.0, total_attempts=3)
 
 _deadlines: ContextVar[Mapping[str, float]] = ContextVar(
     "aws_call_deadlines", default=MappingProxyType({})
@@ -200,8 +214,21 @@ def sqs_client() -> SQSClient:
 
 
 @cache
+def kms_client() -> KMSClient:
+    """Created on the first number to blind, never at import (cold start)."""
+    client: KMSClient = _guard(_session().client("kms", config=NUMBER_KEY.config()), NUMBER_KEY)
+    return client
+
+
+@cache
 def s3_client() -> S3Client:
     client: S3Client = _session().client("s3", config=OBJECTS.config())
+    return client
+
+
+@cache
+def events_client() -> EventBridgeClient:
+    client: EventBridgeClient = _session().client("events", config=EVENTS.config())
     return client
 
 
@@ -222,5 +249,13 @@ def secrets_provider() -> SecretsProvider:
 
 def reset_clients() -> None:
     """Forget every cached client and provider (tests that switch endpoints)."""
-    for fn in (_session, dynamodb_client, sqs_client, s3_client, secrets_provider):
+    for fn in (
+        _session,
+        dynamodb_client,
+        sqs_client,
+        kms_client,
+        s3_client,
+        events_client,
+        secrets_provider,
+    ):
         fn.cache_clear()

@@ -296,8 +296,10 @@ class RecordingEventStore:
             ConditionExpression=" AND ".join(conditions),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
-            # The updated attributes as they were: the attempt count and any lease left behind.
-            ReturnValues="UPDATED_OLD",
+            # The item as it was: the attempt count, any lease left behind, and a legal hold
+            # set on it before the recording was archived (read in the same atomic update, so
+            # a hold set before this claim is never missed).
+            ReturnValues="ALL_OLD",
         )
         if resp is not None:
             old = resp.get("Attributes") or {}
@@ -306,6 +308,7 @@ class RecordingEventStore:
                 attempts=int(old.get(f.ARCHIVE_ATTEMPTS, {}).get("N", "0")) + 1,
                 lease_until=lease_until,
                 abandoned_lease=ARCHIVE_LEASE_UNTIL in old,
+                legal_hold=f.LEGAL_HOLD in old,
             )
         return self._why_refused(
             session_uuid, sequence_number, now=now, max_attempts=max_attempts, due_by=due_by

@@ -44,6 +44,9 @@ from recording_archive.logic.archive_recording import (
 from recording_archive.models import item as f
 from recording_archive.observability import logger, metrics
 
+# With SnapStart on, clients and the secret are made again in each restored environment.
+wiring.register_snapstart_hooks()
+
 processor = BatchProcessor(
     event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
 )

@@ -1,7 +1,11 @@
 """FallbackDrainFunction: writes events that the callback could not store into the table.
 
-Trigger: the encrypted SQS fallback queue (ReportBatchItemFailures). Settings: EVENTS_TABLE_NAME.
-Permissions: dynamodb:PutItem/UpdateItem on the events table; sqs receive/delete on the queue.
+Trigger: the encrypted SQS fallback queue (ReportBatchItemFailures). Settings: EVENTS_TABLE_NAME,
+INDEX_TABLE_NAME and NUMBER_INDEX_KEY_ID (the session index).
+Permissions: dynamodb:PutItem/UpdateItem on the events table; sqs receive/delete on the queue;
+dynamodb:BatchWriteItem on the index table and kms:GenerateMac on its number key (a stored
+event's index entries; their failure is logged and counted in IndexWriteFailed, never fails the
+message).
 Semantics: the same idempotent `put_new` as the callback, so a message delivered twice, or an
 event that did reach the table before the callback gave up on it, is stored once. A message that
 fails (table still down, or no time left in the invocation for its write: time_budgets.py) is
@@ -23,9 +27,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recording_archive.dal.aws import call_deadlines
-from recording_archive.dal.events_table import RecordingEventStore
 from recording_archive.dal.fallback_queue import decode_message
 from recording_archive.handlers import wiring
+from recording_archive.logic.ports import EventStore
 from recording_archive.models import item as f
 from recording_archive.models.item import PutOutcome
 from recording_archive.observability import logger, metrics
@@ -36,7 +40,7 @@ from recording_archive.time_budgets import drain_deadlines
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def drain_record(record: SQSRecord, store: RecordingEventStore | None = None) -> PutOutcome:
+def drain_record(record: SQSRecord, store: EventStore | None = None) -> PutOutcome:
     item = decode_message(record.body)
     item[f.SOURCE] = f.Source.FALLBACK.value
     outcome = (store or wiring.table_store()).put_new(item)

@@ -3,9 +3,13 @@
 Trigger: a schedule, disabled unless the stack parameter ReconcileEnabled is "true". Settings:
 those of ArchiveFunction plus RECONCILE_WINDOW_HOURS (sessions created in the last N hours, default
 48) and PLIVO_API_BASE_URL (default https://api.plivo.com). The Plivo auth id and the first auth
-token of the auth secret authenticate the REST calls.
-Permissions: secretsmanager:GetSecretValue on the auth secret; dynamodb:Query/GetItem/PutItem/
-UpdateItem on the table; the archiver's S3 and KMS actions on recordings/*.
+token of the auth secret authenticate the REST calls. RETENTION_DAYS and ARCHIVE_RETENTION_DAYS
+give a reconciled event its ExpiresAt; EVENT_BUS_NAME receives RecordingArchived / RecordingFailed.
+Permissions: events:PutEvents on that bus; secretsmanager:GetSecretValue on the auth secret;
+dynamodb:Query/GetItem/PutItem/UpdateItem on the table; the archiver's S3 and KMS actions on
+recordings/*; dynamodb:BatchWriteItem on the session index (INDEX_TABLE_NAME: the day entry of
+each reconciled event; its payload, Plivo's Recording resource, has no phone field, so no number
+key is configured or granted).
 Semantics: `logic.reconcile` (idempotent: the same recording always gets the same reconciled
 event key, puts are conditional, ARCHIVED items are skipped). Retryable archive failures stay
 PENDING for the sweeper. No credentials, wrong credentials or Plivo unavailable: the invocation
@@ -39,6 +43,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         index,
         wiring.build_archiver(settings),
         retention_days=settings.retention_days,
+        archive_retention_days=settings.archive_retention_days,
+        entries=wiring.session_index(),
     )
     until = datetime.now(UTC)
     since = until - timedelta(hours=settings.reconcile_window_hours)

@@ -3,15 +3,17 @@
 Trigger: API Gateway HTTP API (payload format 2.0), `POST` and `GET /callbacks/recording`.
 Settings: EVENTS_TABLE_NAME, AUTH_SECRET_ID, FALLBACK_QUEUE_URL, PUBLIC_CALLBACK_URL (optional:
 the URL exactly as configured in Plivo; by default the API's own URL from the request context),
-RETENTION_DAYS, MEDIA_ALLOW_LOOPBACK (local stack only).
+RETENTION_DAYS and ARCHIVE_RETENTION_DAYS (the event's ExpiresAt: logic/retention.py),
+MEDIA_ALLOW_LOOPBACK (local stack only).
 Permissions: dynamodb:PutItem/UpdateItem on the events table, sqs:SendMessage on the fallback
 queue, secretsmanager:GetSecretValue on the auth secret, kms for both.
 Answers (JSON): 200 stored, duplicate, conflict (kept on the item) or queued (fallback queue);
 400 malformed body; 401 signature headers missing; 403 signature wrong or no token configured;
-405 other methods; 413 body over 64 KiB; 415 other content types; 422 a key attribute missing,
-not valid or given twice, naming the fields (models/callback.py), each refusal counted in
-CallbackRejected by Reason; 503 only when neither the table nor the fallback queue took the
-event, or when the auth secret cannot be read (fail closed: nothing is verified without it).
+404 any other path; 405 any other method (TRACE too); 413 body over 64 KiB; 415 other content
+types; 422 a key attribute missing, not valid or given twice, naming the fields
+(models/callback.py), each refusal counted in CallbackRejected by Reason; 503 only when neither
+the table nor the fallback queue took the event, or when the auth secret cannot be read (fail
+closed: nothing is verified without it).
 Nothing is written for a rejected request. The secret and the table get only the time that
 leaves one queue attempt and the answer inside the invocation (dal/aws.py `call_deadlines`,
 time_budgets.py): a stalled table, queue or secret ends in one of these answers, never in the
@@ -24,9 +26,8 @@ import base64
 import binascii
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -35,6 +36,7 @@ from recording_archive.config import CALLBACK_PATH, CallbackSettings
 from recording_archive.dal.auth_secret import PlivoCredentials, SecretUnavailableError
 from recording_archive.dal.aws import call_deadlines
 from recording_archive.handlers import http_errors, wiring
+from recording_archive.handlers.http_errors import Answer
 from recording_archive.logic.callback_request import (
     decode_request,
     validate_callback,
@@ -51,7 +53,18 @@ from recording_archive.models.errors import (
 from recording_archive.observability import NAMESPACE, SERVICE, logger, masked_fields, metrics
 from recording_archive.time_budgets import callback_deadlines
 
-app = APIGatewayHttpResolver()
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+# The one route and its methods; every other method on it is answered 405, every other path 404.
+# The function serves them itself rather than through Powertools' APIGatewayHttpResolver, whose
+# package import (every resolver, AppSync's asyncio) was the largest part of the cold start
+# (bench/README.md); the resolver still renders the route's OpenAPI description
+# (`openapi_resolver`, scripts/gen_openapi.py).
+ROUTE_METHODS = ("POST", "GET")
+
+# With SnapStart on, clients and the secret are made again in each restored environment.
+wiring.register_snapstart_hooks()
 
 
 # A signature has no timestamp, so a captured request can be replayed; storage is idempotent,
@@ -114,23 +127,9 @@ def _body_bytes(event: APIGatewayProxyEventV2) -> bytes:
     return body.encode("utf-8", errors="surrogatepass")
 
 
-@app.route(
-    CALLBACK_PATH,
-    method="POST",
-    summary="A Plivo recording callback (form or JSON body)",
-    responses=callback_openapi.RESPONSES,
-    openapi_extensions=callback_openapi.POST_EXTENSIONS,
-)
-@app.route(
-    CALLBACK_PATH,
-    method="GET",
-    summary="A Plivo recording callback (attributes in the query string)",
-    responses=callback_openapi.GET_RESPONSES,
-    openapi_extensions=callback_openapi.GET_EXTENSIONS,
-)
-def receive_callback() -> Response[Any]:
+def receive_callback(event: APIGatewayProxyEventV2) -> Answer:
+    """POST or GET of the callback route: verify, validate, store (or refuse)."""
     deps = wiring.callback_dependencies()
-    event = app.current_event
     method = event.request_context.http.method.upper()
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     request = decode_request(method, headers, _body_bytes(event), event.raw_query_string or "")
@@ -153,6 +152,7 @@ def receive_callback() -> Response[Any]:
         request,
         received_at=datetime.now(UTC),
         retention_days=deps.settings.retention_days,
+        archive_retention_days=deps.settings.archive_retention_days,
     )
     try:
         result = store_event(item, deps.store, deps.fallback)
@@ -196,19 +196,7 @@ def receive_callback() -> Response[Any]:
     )
 
 
-@app.route(
-    CALLBACK_PATH,
-    method=["PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-    summary="Not allowed",
-    responses=callback_openapi.OTHER_RESPONSES,
-    include_in_schema=False,
-)
-def other_methods() -> Response[Any]:
-    return http_errors.method_not_allowed()
-
-
-@app.exception_handler(CallbackRejectedError)  # type: ignore[untyped-decorator]
-def rejected(exc: CallbackRejectedError) -> Response[Any]:
+def rejected(exc: CallbackRejectedError) -> Answer:
     answer = http_errors.rejected(exc)
     # Every refusal counted, by cause: Plivo does not retry a 4xx, so each one is an event that
     # only `reconcile` can bring back.
@@ -217,9 +205,20 @@ def rejected(exc: CallbackRejectedError) -> Response[Any]:
     return answer
 
 
-@app.not_found
-def not_found(_exc: Exception) -> Response[Any]:
-    return http_errors.not_found()
+def route(event: APIGatewayProxyEventV2) -> Answer:
+    """The answer to one request: the route's methods, 405 for the others, 404 elsewhere.
+
+    `event.path` is the path without the stage prefix (Powertools strips a non-default stage,
+    as the resolver matched it).
+    """
+    if event.path != CALLBACK_PATH:
+        return http_errors.not_found()
+    if event.request_context.http.method.upper() not in ROUTE_METHODS:
+        return http_errors.method_not_allowed()
+    try:
+        return receive_callback(event)
+    except CallbackRejectedError as exc:
+        return rejected(exc)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -227,4 +226,33 @@ def not_found(_exc: Exception) -> Response[Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The secret and the table end in time for the queue send and the answer (time_budgets.py).
     with call_deadlines(callback_deadlines(context.get_remaining_time_in_millis())):
-        return app.resolve(event, context)
+        return route(APIGatewayProxyEventV2(event)).proxy_result()
+
+
+def openapi_resolver() -> APIGatewayHttpResolver:
+    """Powertools' resolver with the route's description, only to render `openapi.json`
+    (scripts/gen_openapi.py; tests/reliability/test_openapi.py checks it is current). It never
+    serves a request: `route` does, with the same answers."""
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+    app = APIGatewayHttpResolver()
+
+    # The name gives the operation ids (receive_callback_callbacks_recording_post/_get).
+    def receive_callback() -> None:
+        raise NotImplementedError("documentation only: lambda_handler serves the route")
+
+    # GET first: the order the decorators registered them in, which orders openapi.json.
+    described = (
+        ("GET", "attributes in the query string", callback_openapi.GET_RESPONSES),
+        ("POST", "form or JSON body", callback_openapi.RESPONSES),
+    )
+    extensions = {"GET": callback_openapi.GET_EXTENSIONS, "POST": callback_openapi.POST_EXTENSIONS}
+    for method, body, responses in described:
+        app.route(
+            CALLBACK_PATH,
+            method=method,
+            summary=f"A Plivo recording callback ({body})",
+            responses=responses,
+            openapi_extensions=extensions[method],
+        )(receive_callback)
+    return app

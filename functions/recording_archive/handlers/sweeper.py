@@ -3,15 +3,20 @@
 Trigger: a schedule (SweepSchedule, default every 15 minutes). Settings: those of ArchiveFunction
 plus SWEEP_GRACE_SECONDS (an item is left to the stream for this long), SWEEP_MAX_ATTEMPTS and
 SWEEP_BATCH_SIZE. Permissions: dynamodb:Query on ArchiveQueueIndex, GetItem/UpdateItem on the
-table, and the archiver's S3/KMS/secret actions.
+table, the archiver's S3/KMS/secret actions, and events:PutEvents on the lifecycle bus
+(EVENT_BUS_NAME).
 Semantics: items PENDING and due for longer than the grace period are archived one by one; each
 failure counts an attempt and pushes the next try back (exponential backoff with jitter); at
-SWEEP_MAX_ATTEMPTS the item becomes FAILED (metric RecordingsFailed, alarmed). Attempts are
-counted when claimed (logic/archive_recording.py), so an attempt whose worker was killed or timed
-out counts too: once its lease runs out the item is due again, and once SWEEP_MAX_ATTEMPTS
-attempts were made it is FAILED without another download. Items another attempt holds, or that
-became not due since the index was read, are left alone. The sweep stops early when the
-invocation is about to run out of time; the rest waits for the next sweep.
+SWEEP_MAX_ATTEMPTS the item becomes FAILED (metric RecordingsFailed, alarmed). RecordingArchived
+and RecordingFailed are published before the item is marked (logic/archive_recording.py: at
+least once); a completed event that cannot be archived at all is FAILED here the same way.
+Attempts are counted when claimed (logic/archive_recording.py), so an attempt whose worker was
+killed or timed out counts too: once its lease runs out the item is due again, and once
+SWEEP_MAX_ATTEMPTS attempts were made it is FAILED without another download. Items another
+attempt holds, or that became not due since the index was read, are left alone. The sweep stops
+early when the invocation is about to run out of time; the rest waits for the next sweep.
+Each sweep first emits OldestPendingAgeSeconds: the age of the PENDING item longest due (the
+dashboard's archive lag).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -34,7 +40,7 @@ from recording_archive.logic.archive_recording import (
     seconds_left,
 )
 from recording_archive.models import item as f
-from recording_archive.models.errors import ArchiveError
+from recording_archive.models.errors import ArchiveError, LifecycleEventsUnavailableError
 from recording_archive.observability import logger, metrics
 
 # No new item is started with less than this left: a large file can take minutes (an attempt
@@ -62,6 +68,7 @@ def sweep(
     time_left = None if time_left_ms is None else seconds_left(time_left_ms)
     stop_below_ms = 0 if time_left_ms is None else min(_STOP_WHEN_REMAINING_MS, time_left_ms() // 2)
     due_before = int(now) - settings.sweep_grace_seconds
+    _emit_oldest_pending_age(store, now)
     counts: Counter[str] = Counter()
     for item in store.archive_queue(
         f.ArchiveStatus.PENDING, due_before=due_before, limit=settings.sweep_batch_size
@@ -72,17 +79,11 @@ def sweep(
         try:
             job = ArchiveJob.from_item(item)
         except NotArchivableError as exc:
-            event = f.EventItem.from_item(item)
-            store.record_failure(
-                event.session_uuid,
-                event.sequence_number,
-                error=f"NotArchivable: {exc}",
-                next_due_at=int(now),
-                failed=True,
-            )
-            # FAILED for good: the same alarmed metric as every other FAILED recording.
-            metrics.add_metric(name="RecordingsFailed", unit=MetricUnit.Count, value=1)
-            logger.error("completed event cannot be archived: FAILED", extra={"reason": str(exc)})
+            try:
+                archiver.fail_not_archivable(item, str(exc), now=int(now))
+            except LifecycleEventsUnavailableError:
+                counts["retry_later"] += 1  # its RecordingFailed first: the next sweep
+                continue
             counts["failed"] += 1
             continue
         try:
@@ -94,6 +95,27 @@ def sweep(
         metrics.add_metric(name=f"Sweep_{name}", unit=MetricUnit.Count, value=value)
     logger.info("sweep done", extra={"counts": dict(counts)})
     return dict(counts)
+
+
+def oldest_pending_age(store: RecordingEventStore, now: float) -> float:
+    """Seconds since the PENDING item first in the queue (the longest due) was received; 0 when
+    nothing is pending. The dashboard's archive lag: it grows while nothing archives."""
+    first = next(store.archive_queue(f.ArchiveStatus.PENDING, limit=1), None)
+    if first is None:
+        return 0.0
+    received = first.get(f.RECEIVED_AT)
+    try:
+        since = datetime.fromisoformat(received).timestamp() if received else None
+    except ValueError:
+        since = None
+    if since is None:  # not expected (every stored event has ReceivedAt): its due time then
+        since = float(first.get(f.ARCHIVE_DUE_AT, now))
+    return max(0.0, now - since)
+
+
+def _emit_oldest_pending_age(store: RecordingEventStore, now: float) -> None:
+    age = oldest_pending_age(store, now)
+    metrics.add_metric(name="OldestPendingAgeSeconds", unit=MetricUnit.Seconds, value=age)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -31,6 +31,7 @@ from recording_archive.config import (
     CallbackSettings,
     ReconcileSettings,
     SweeperSettings,
+    TableSettings,
 )
 from recording_archive.dal import aws
 from recording_archive.dal.auth_secret import PlivoCredentials, load_credentials, parse_credentials
@@ -46,8 +47,10 @@ if TYPE_CHECKING:
 
     from recording_archive.dal.archive_index import ArchiveIndex
     from recording_archive.dal.events_table import RecordingEventStore
+    from recording_archive.dal.lifecycle_events import LifecycleEvents
     from recording_archive.dal.media import MediaPolicy
     from recording_archive.dal.plivo_api import PlivoApi
+    from recording_archive.dal.session_index import SessionIndex
     from recording_archive.logic.archive_recording import Archiver
 
 __all__ = [
@@ -61,12 +64,16 @@ __all__ = [
     "callback_dependencies",
     "credentials",
     "event_store",
+    "lifecycle_events",
+    "lifecycle_events_on",
     "media_policy",
     "media_policy_from",
     "parse_credentials",
     "plivo_api",
     "reconcile_collaborators",
     "reset",
+    "session_index",
+    "session_index_from",
     "set_callback_dependencies",
     "sweeper_collaborators",
 ]
@@ -85,6 +92,25 @@ def archive_index(client: DynamoDBClient, table_name: str) -> ArchiveIndex:
     from recording_archive.dal.archive_index import ArchiveIndex
 
     return ArchiveIndex(client, table_name)
+
+
+def session_index_from(
+    client: DynamoDBClient, table_name: str, kms_client: Any, number_key_id: str
+) -> SessionIndex:
+    """The session index on `table_name`, its numbers blinded with `number_key_id` (an HMAC key;
+    empty: day entries only, and an event with a number fails with NumberKeyUnavailableError).
+    `kms_client`: a client, or a function that creates one when the first number is blinded."""
+    from recording_archive.dal.session_index import NumberBlinder, SessionIndex
+
+    blinder = NumberBlinder(kms_client, number_key_id) if number_key_id else None
+    return SessionIndex(client, table_name, blinder)
+
+
+def lifecycle_events_on(client: Any, bus_name: str) -> LifecycleEvents:
+    """The lifecycle events publisher on `bus_name` with an EventBridge client (the CLI's)."""
+    from recording_archive.dal.lifecycle_events import LifecycleEvents
+
+    return LifecycleEvents(client, bus_name)
 
 
 def plivo_api(creds: PlivoCredentials, base_url: str) -> PlivoApi:
@@ -147,6 +173,30 @@ def assemble_archiver(
 
 
 # --- from the function's settings ----------------------------------------------------------------
+def indexed_store(settings: TableSettings) -> EventStore:
+    """The events table; with the session index configured, one that also writes the entries of
+    every new event (logic/store_callback.IndexedEventStore)."""
+    store = event_store(aws.dynamodb_client(), settings.events_table_name)
+    index = _session_index(settings)
+    if index is None:
+        return store
+    from recording_archive.logic.store_callback import IndexedEventStore
+
+    return IndexedEventStore(store, index)
+
+
+def _session_index(settings: TableSettings) -> SessionIndex | None:
+    if not settings.index_table_name:
+        return None
+    # The factory, not a client: a callback without a phone field never creates a KMS client.
+    return session_index_from(
+        aws.dynamodb_client(),
+        settings.index_table_name,
+        aws.kms_client,
+        settings.number_index_key_id,
+    )
+
+
 def credentials(settings: CallbackSettings | ArchiveSettings) -> PlivoCredentials:
     """The secret's credentials (Powertools caches the value for SECRET_MAX_AGE_SECONDS)."""
     return load_credentials(settings.auth_secret_id, max_age=settings.secret_max_age_seconds)
@@ -181,6 +231,7 @@ def build_archiver(settings: ArchiveSettings, *, max_attempts: int | None = None
         max_attempts=max_attempts,
         stop_margin_seconds=settings.archive_stop_margin_seconds,
         lease_slack_seconds=settings.archive_lease_slack_seconds,
+        events=lifecycle_events(settings.event_bus_name),
     )
 
 
@@ -205,7 +256,7 @@ def callback_dependencies() -> CallbackDependencies:
         settings = config.callback_settings()
         _callback["deps"] = CallbackDependencies(
             settings=settings,
-            store=event_store(aws.dynamodb_client(), settings.events_table_name),
+            store=indexed_store(settings),
             fallback=FallbackQueue(aws.sqs_client, settings.fallback_queue_url),
             credentials=lambda: credentials(settings),
         )
@@ -220,9 +271,22 @@ def set_callback_dependencies(deps: CallbackDependencies | None) -> None:
 
 
 @cache
-def table_store() -> RecordingEventStore:
-    """FallbackDrainFunction's table."""
-    return event_store(aws.dynamodb_client(), config.table_settings().events_table_name)
+def table_store() -> EventStore:
+    """FallbackDrainFunction's table (with the session index, when configured)."""
+    return indexed_store(config.table_settings())
+
+
+@cache
+def session_index() -> SessionIndex | None:
+    """The session index of the function's settings; None when the stack has none."""
+    return _session_index(config.table_settings())
+
+
+@cache
+def lifecycle_events(bus_name: str) -> LifecycleEvents:
+    """The archive functions' lifecycle events (EVENT_BUS_NAME): RecordingArchived and
+    RecordingFailed, published by every Archiver they build."""
+    return lifecycle_events_on(aws.events_client(), bus_name)
 
 
 @cache
@@ -252,8 +316,15 @@ def reset() -> None:
     from aws_lambda_powertools.utilities import parameters
 
     set_callback_dependencies(None)
-    for fn in (table_store, archiver, sweeper_collaborators, reconcile_collaborators):
+    for fn in (
+        table_store,
+        session_index,
+        archiver,
+        sweeper_collaborators,
+        reconcile_collaborators,
+    ):
         fn.cache_clear()
+    lifecycle_events.cache_clear()
     for settings in (
         config.callback_settings,
         config.table_settings,
@@ -265,3 +336,39 @@ def reset() -> None:
     aws.reset_clients()
     clear_secret_cache: Callable[[], None] = parameters.clear_caches
     clear_secret_cache()
+
+
+# --- SnapStart (template parameter SnapStart) ---------------------------------------------------
+def after_restore() -> None:
+    """Run when Lambda resumes an execution environment from the version's snapshot.
+
+    Many environments resume from one snapshot, so whatever init left in memory is shared by all
+    of them (https://docs.aws.amazon.com/lambda/latest/dg/snapstart-uniqueness.html). Nothing here
+    is created at import (clients, settings and the secret are built at first use), but should
+    anything have been, it is dropped: clients, their connections and credentials, the secret's
+    cached value. The `random` module's state (botocore's retry jitter) is seeded again from the
+    OS, so that restored environments do not retry in step. Our own jitter and ids use
+    SystemRandom and uuid4 (os.urandom), which a snapshot does not repeat.
+    """
+    import random
+
+    random.seed()
+    reset()
+
+
+def register_snapstart_hooks() -> bool:
+    """Register `after_restore` with Lambda's runtime hooks (each handler module calls this at
+    import). `snapshot_restore_py` ships with Lambda's Python runtimes
+    (https://docs.aws.amazon.com/lambda/latest/dg/snapstart-runtime-hooks-python.html); without it
+    (outside Lambda) no snapshot is ever restored: False, nothing to register."""
+    try:
+        from snapshot_restore_py import register_after_restore  # type: ignore[import-untyped]
+    except ImportError:
+        return False
+    if not _snapstart_registered:
+        register_after_restore(after_restore)
+        _snapstart_registered.append(True)
+    return True
+
+
+_snapstart_registered: list[bool] = []

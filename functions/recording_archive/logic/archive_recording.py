@@ -23,6 +23,25 @@ SWEEP_MAX_ATTEMPTS) a claim is refused once that many attempts were made, and th
 FAILED there and then (RecordingsFailed, as any other FAILED recording).
 Failures are counted on the item (attempts, last error, next due time); a refused URL or a
 conflict cannot succeed later and moves the item to FAILED at once.
+
+Lifecycle events, at least once. The attempt that makes a recording ARCHIVED publishes
+RecordingArchived (UUIDs, bucket, key, version, size, SHA-256, duration: models/archive.py)
+*before* its index update, and the one that makes it FAILED publishes RecordingFailed before
+writing FAILED. A publish that fails (LifecycleEventsUnavailableError, metric
+LifecycleEventsFailed) fails the attempt like any retryable error: the item stays PENDING, backed
+off, and the next attempt publishes again. For RecordingArchived that next attempt's create-only
+put meets the object already stored (412), verifies its size and SHA-256 and counts it archived
+(RecordingStore.put_stream, `already_existed`), so it publishes the same object's facts; its
+cost is one more download of the media. Publishing after the update instead would lose the event
+whenever the publish fails (nothing retries an ARCHIVED item). The price is duplicates: an
+attempt whose publish succeeded and whose index update did not (table down, or another attempt
+indexed first) is followed by another RecordingArchived, so subscribers deduplicate on
+RecordingUUID. A failed publish never makes a recording FAILED by itself; only the last allowed
+attempt's does, as any other failure of it (the object is then in the bucket, and `recordings
+retry` completes it without copying it again). Rare by construction: an attempt that published
+RecordingFailed and then lost its claim (it outlived its lease) leaves the item to its successor,
+which may still archive it, as an operator's retry of a FAILED recording does: RecordingArchived
+after RecordingFailed is the final word.
 """
 
 from __future__ import annotations
@@ -40,16 +59,22 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from recording_archive.logic.ports import ClaimIndex, Media, Recordings
+from recording_archive.logic.ports import ClaimIndex, LifecyclePublisher, Media, Recordings
 from recording_archive.models import item as f
 from recording_archive.models.archive import (
     ArchiveTarget,
     Claim,
     ClaimRefusal,
     ClaimRefused,
+    DetailType,
     ObjectSpec,
+    StoredObject,
 )
-from recording_archive.models.errors import ArchiveConflictError, ArchiveError
+from recording_archive.models.errors import (
+    ArchiveConflictError,
+    ArchiveError,
+    LifecycleEventsUnavailableError,
+)
 from recording_archive.observability import logger, metrics
 
 CONTENT_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav"}
@@ -166,6 +191,32 @@ class ArchiveJob:
         return {k: v for k, v in meta.items() if v}
 
 
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def failure_reason(error: str) -> str:
+    """The class name that starts an attempt's error ("MediaUnavailableError: HTTP 503"): what a
+    RecordingFailed event says, never the message (it may quote a URL)."""
+    head = error.split(":", 1)[0].strip()
+    return head if head.isidentifier() else "AttemptsExhausted"
+
+
+def archived_detail(job: ArchiveJob, stored: StoredObject) -> dict[str, Any]:
+    """RecordingArchived's detail: identifiers and the object's facts, no phone number."""
+    return {
+        "SessionUUID": job.session_uuid,
+        "SequenceNumber": job.sequence_number,
+        "RecordingUUID": job.recording_uuid,
+        "Bucket": stored.bucket,
+        "Key": stored.key,
+        "VersionId": stored.version_id,
+        "Size": stored.size,
+        "Sha256": stored.sha256_hex,
+        "DurationSeconds": Decimal(job.duration) if job.duration else None,
+    }
+
+
 class ArchiveOutcome(StrEnum):
     ARCHIVED = "archived"
     ALREADY_ARCHIVED = "already_archived"
@@ -195,7 +246,11 @@ class Archiver:
         lease_slack_seconds: float = DEFAULT_LEASE_SLACK_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
         new_token: Callable[[], str] = lambda: uuid.uuid4().hex,
+        events: LifecyclePublisher | None = None,
     ) -> None:
+        """`events`: where RecordingArchived / RecordingFailed go (the functions always pass
+        one, wiring.lifecycle_events(EVENT_BUS_NAME); None publishes nothing: unit tests,
+        callers without a bus)."""
         self._index = index
         self._media = media
         self._recordings = recordings
@@ -206,8 +261,9 @@ class Archiver:
         self._lease_slack = lease_slack_seconds
         self._monotonic = monotonic
         self._new_token = new_token
+        self._events = events
 
-    def spec(self, job: ArchiveJob) -> ObjectSpec:
+    def spec(self, job: ArchiveJob, *, legal_hold: bool = False) -> ObjectSpec:
         return ObjectSpec(
             bucket=self._target.bucket,
             key=job.key,
@@ -215,6 +271,7 @@ class Archiver:
             metadata=job.metadata(),
             kms_key_id=self._target.kms_key_id,
             expected_bucket_owner=self._target.bucket_owner,
+            legal_hold=legal_hold,
         )
 
     def _attempt_time(self) -> TimeLeft:
@@ -266,12 +323,18 @@ class Archiver:
                 "previous archive attempt never finished (worker killed or timed out)",
                 extra={**log, "attempts": claim.attempts - 1},
             )
-        spec = self.spec(job)
+        spec = self.spec(job, legal_hold=claim.legal_hold)
         try:
             with self._media.open(job.recording_url) as stream:
                 read = deadline_read(stream.read, remaining, self._stop_margin)
                 stored = self._recordings.put_stream(spec, read, stream.content_length)
         except ArchiveError as exc:
+            return self._failed(job, exc, claim, int(epoch()), log)
+        archived_at = self._now()
+        try:
+            # Before the index update: at least once (module docstring).
+            self._publish(DetailType.RECORDING_ARCHIVED, archived_detail(job, stored), log)
+        except LifecycleEventsUnavailableError as exc:
             return self._failed(job, exc, claim, int(epoch()), log)
         indexed = self._index.mark_archived(
             job.session_uuid,
@@ -281,7 +344,7 @@ class Archiver:
             version_id=stored.version_id,
             size=stored.size,
             sha256_hex=stored.sha256_hex,
-            archived_at=self._now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            archived_at=_iso(archived_at),
         )
         if not indexed:
             # Another attempt indexed it first (or the event is gone): the recording counts
@@ -325,6 +388,16 @@ class Archiver:
         # EXHAUSTED: every allowed attempt was made, the last one without a report if its
         # lease is still there; FAILED now, exactly as a failing last attempt would make it.
         error = ABANDONED_ERROR if refused.abandoned_lease else refused.last_error
+        # Announced first; a failed publish raises (an ArchiveError: the next sweep decides
+        # again, the item untouched).
+        self._announce_failed(
+            job.session_uuid,
+            job.sequence_number,
+            job.recording_uuid,
+            reason=failure_reason(error or ""),
+            attempts=refused.attempts,
+            log=log,
+        )
         attempts = self._index.record_failure(
             job.session_uuid,
             job.sequence_number,
@@ -336,6 +409,68 @@ class Archiver:
         if attempts is None:  # claimed, archived or gone meanwhile: not this run's to decide
             return ArchiveOutcome.IN_PROGRESS
         return self._permanently_failed(error, attempts, log)
+
+    def fail_not_archivable(self, item: Mapping[str, Any], reason: str, *, now: int) -> None:
+        """A completed event that can never be archived (NotArchivableError: no recording id or
+        URL, an unknown format): FAILED, RecordingFailed published first. Raises
+        LifecycleEventsUnavailableError with nothing recorded (the next sweep tries again)."""
+        event = f.EventItem.from_item(item)
+        log = {"session_uuid": event.session_uuid, "sequence_number": event.sequence_number}
+        self._announce_failed(
+            event.session_uuid,
+            event.sequence_number,
+            event.recording_uuid,
+            reason="NotArchivable",
+            attempts=event.archive_attempts,
+            log=log,
+        )
+        self._index.record_failure(
+            event.session_uuid,
+            event.sequence_number,
+            error=f"NotArchivable: {reason}",
+            next_due_at=now,
+            failed=True,
+        )
+        # FAILED for good: the same alarmed metric as every other FAILED recording.
+        metrics.add_metric(name="RecordingsFailed", unit=MetricUnit.Count, value=1)
+        logger.error("completed event cannot be archived: FAILED", extra={**log, "reason": reason})
+
+    def _announce_failed(
+        self,
+        session_uuid: str,
+        sequence_number: int,
+        recording_uuid: str,
+        *,
+        reason: str,
+        attempts: int,
+        log: Mapping[str, Any],
+    ) -> None:
+        """RecordingFailed, published before the item is marked FAILED (raises as `_publish`)."""
+        detail = {
+            "SessionUUID": session_uuid,
+            "SequenceNumber": sequence_number,
+            "RecordingUUID": recording_uuid or None,
+            "Reason": reason,
+            "Attempts": attempts,
+        }
+        self._publish(DetailType.RECORDING_FAILED, detail, log)
+
+    def _publish(
+        self, detail_type: DetailType, detail: Mapping[str, Any], log: Mapping[str, Any]
+    ) -> None:
+        """Publish one lifecycle event (nothing without a publisher); a failure is counted in
+        LifecycleEventsFailed and raised (LifecycleEventsUnavailableError)."""
+        if self._events is None:
+            return
+        try:
+            self._events.publish(detail_type.value, detail, time=self._now())
+        except LifecycleEventsUnavailableError as exc:
+            metrics.add_metric(name="LifecycleEventsFailed", unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "lifecycle event not published",
+                extra={**log, "detail_type": detail_type.value, "error": str(exc)},
+            )
+            raise
 
     def _permanently_failed(self, error: str, attempts: int, log: dict[str, Any]) -> ArchiveOutcome:
         metrics.add_metric(name="RecordingsFailed", unit=MetricUnit.Count, value=1)
@@ -349,6 +484,20 @@ class Archiver:
         attempts = claim.attempts  # counted when claimed
         exhausted = self._max_attempts is not None and attempts >= self._max_attempts
         permanent = not exc.retryable or exhausted
+        if permanent:
+            try:
+                self._announce_failed(
+                    job.session_uuid,
+                    job.sequence_number,
+                    job.recording_uuid,
+                    reason=type(exc).__name__,
+                    attempts=attempts,
+                    log=log,
+                )
+            except LifecycleEventsUnavailableError:
+                # Not FAILED before its RecordingFailed is out: recorded as a retryable failure,
+                # the next attempt (or, attempts exhausted, the next sweep's claim) decides again.
+                permanent = False
         recorded = self._index.record_failure(
             job.session_uuid,
             job.sequence_number,

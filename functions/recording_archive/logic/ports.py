@@ -32,6 +32,13 @@ class Fallback(Protocol):
     def send(self, item: Mapping[str, Any]) -> str: ...
 
 
+class EventIndex(Protocol):
+    """Writes a stored event's session index entries (dal/session_index.py); raises
+    SessionIndexUnavailableError when it cannot."""
+
+    def add_event(self, item: Mapping[str, Any]) -> None: ...
+
+
 class FailureRecorder(Protocol):
     def record_failure(
         self,
@@ -90,6 +97,16 @@ class Recordings(Protocol):
     def put_stream(
         self, spec: ObjectSpec, read: Any, expected_size: int | None
     ) -> StoredObject: ...
+
+
+# --- lifecycle events (EventBridge) ---------------------------------------------------------------
+class LifecyclePublisher(Protocol):
+    """Publishes one lifecycle event (models/archive.py DetailType); raises
+    LifecycleEventsUnavailableError when it was not accepted."""
+
+    def publish(
+        self, detail_type: str, detail: Mapping[str, Any], *, time: datetime | None = None
+    ) -> None: ...
 
 
 # --- Plivo and the archiver (reconcile) ----------------------------------------------------------

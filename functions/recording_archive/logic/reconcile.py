@@ -28,7 +28,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -38,10 +38,12 @@ from recording_archive.logic.archive_recording import (
     ArchiveOutcome,
     NotArchivableError,
 )
-from recording_archive.logic.ports import ArchiverPort, PlivoSource, SessionIndex
-from recording_archive.logic.store_callback import iso, payload_sha256
+from recording_archive.logic.ports import ArchiverPort, EventIndex, PlivoSource, SessionIndex
+from recording_archive.logic.retention import expires_at
+from recording_archive.logic.store_callback import index_new_event, iso, payload_sha256
 from recording_archive.models import item as f
 from recording_archive.models.errors import ArchiveError
+from recording_archive.models.item import PutOutcome
 from recording_archive.models.plivo import (
     Interaction,
     PlivoApiError,
@@ -138,6 +140,7 @@ def reconciled_item(
     *,
     received_at: datetime,
     retention_days: int = 0,
+    archive_retention_days: int = 0,
 ) -> dict[str, Any]:
     """The reconciled event for a recording Plivo holds and the table lacks."""
     resource = {k: v for k, v in recording.raw.items() if k != "api_id"}  # per-request id
@@ -176,8 +179,10 @@ def reconciled_item(
             item[name] = value
     if recording.recording_duration_ms is not None:
         item[f.RECORDING_DURATION_SECONDS] = recording.recording_duration_ms / Decimal(1000)
-    if retention_days > 0:
-        item[f.EXPIRES_AT] = int((received_at + timedelta(days=retention_days)).timestamp())
+    # Never before its recording's expiry (logic/retention.py).
+    expiry = expires_at(received_at, event_days=retention_days, archive_days=archive_retention_days)
+    if expiry is not None:
+        item[f.EXPIRES_AT] = expiry
     item[f.ARCHIVE_STATUS] = f.ArchiveStatus.PENDING.value
     item[f.ARCHIVE_QUEUE] = f.ArchiveStatus.PENDING.value
     item[f.ARCHIVE_DUE_AT] = int(received_at.timestamp())
@@ -193,12 +198,17 @@ class Reconciler:
         archiver: ArchiverPort,
         *,
         retention_days: int = 0,
+        archive_retention_days: int = 0,
         now: Callable[[], datetime] | None = None,
+        entries: EventIndex | None = None,
     ) -> None:
         self._plivo = plivo
+        # The session index: a reconciled event, once stored, gets its entries like a callback's.
+        self._entries = entries
         self._index = index
         self._archiver = archiver
         self._retention_days = retention_days
+        self._archive_retention_days = archive_retention_days
         self._now = now or (lambda: datetime.now(UTC))
         self._time_left: Callable[[], float] | None = None
 
@@ -305,12 +315,14 @@ class Reconciler:
             recording,
             received_at=self._now(),
             retention_days=self._retention_days,
+            archive_retention_days=self._archive_retention_days,
         )
         if dry_run:
             return ReconcileEntry(
                 session_uuid, rid, Action.WOULD_ARCHIVE, seq, True, recording.recording_url
             )
-        self._index.put_new(item)
+        if self._index.put_new(item) is PutOutcome.STORED and self._entries is not None:
+            index_new_event(item, self._entries)
         # A concurrent run may have stored it first: archive what the table holds.
         stored = self._index.get(session_uuid, seq) or item
         return self._archive(stored, rid, reconciled=True)

@@ -10,19 +10,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal, DecimalException
 from enum import StrEnum
 from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
 
 # The number rules of the serializer that writes the item (boto3's, in dal/): one definition.
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 
 from recording_archive.logic.callback_request import CallbackRequest
-from recording_archive.logic.ports import EventStore, Fallback
+from recording_archive.logic.ports import EventIndex, EventStore, Fallback
+from recording_archive.logic.retention import expires_at
 from recording_archive.models import item as f
 from recording_archive.models.callback import RecordingCallback
-from recording_archive.models.errors import EventStoreUnavailableError
+from recording_archive.models.errors import (
+    EventStoreUnavailableError,
+    SessionIndexUnavailableError,
+)
+from recording_archive.models.item import PutOutcome
+from recording_archive.observability import logger, metrics
 
 
 class StoreResult(StrEnum):
@@ -76,6 +85,7 @@ def build_item(
     *,
     received_at: datetime,
     retention_days: int,
+    archive_retention_days: int = 0,
     source: f.Source = f.Source.CALLBACK,
 ) -> dict[str, Any]:
     """The persistence item: every attribute as received, the parsed fields, the raw payload."""
@@ -103,8 +113,10 @@ def build_item(
         item[f.RECORDING_EXT] = ext
     for name, ts in callback.parsed_times().items():
         item[name] = iso(ts)
-    if retention_days > 0:
-        item[f.EXPIRES_AT] = int((received_at + timedelta(days=retention_days)).timestamp())
+    # Never before its recording's expiry (logic/retention.py).
+    expiry = expires_at(received_at, event_days=retention_days, archive_days=archive_retention_days)
+    if expiry is not None:
+        item[f.EXPIRES_AT] = expiry
     if callback.EventName == f.EVENT_COMPLETED:
         # Pending from the moment it is stored until archived: the sparse ArchiveQueueIndex.
         item[f.ARCHIVE_STATUS] = f.ArchiveStatus.PENDING.value
@@ -122,3 +134,42 @@ def store_event(item: dict[str, Any], store: EventStore, fallback: Fallback) -> 
         fallback.send(item)
         return StoreResult.QUEUED
     return StoreResult(outcome.value)
+
+
+def index_new_event(item: Mapping[str, Any], index: EventIndex) -> bool:
+    """Write a newly stored event's session index entries; False when the index failed.
+
+    The event is durable by then, and the events table is the record: a failure neither loses
+    nor fails it. It is logged (keys only: never a number) and counted in `IndexWriteFailed`;
+    `recording-archive index rebuild` writes the missing entries.
+    """
+    try:
+        index.add_event(item)
+    except SessionIndexUnavailableError as exc:
+        logger.warning(
+            "session index entries not written (index rebuild repairs)",
+            extra={
+                "session_uuid": str(item.get(f.SESSION_UUID)),
+                "sequence_number": str(item.get(f.SEQUENCE_NUMBER)),
+                "error": f"{type(exc).__name__}: {exc}",
+            },
+        )
+        metrics.add_metric(name="IndexWriteFailed", unit=MetricUnit.Count, value=1)
+        return False
+    return True
+
+
+class IndexedEventStore:
+    """An EventStore that writes the session index entries of every event it newly stores
+    (outcome STORED), before it returns: the callback's and the fallback drain's store. A
+    duplicate or a conflict was indexed when it was first stored."""
+
+    def __init__(self, store: EventStore, index: EventIndex) -> None:
+        self._store = store
+        self._index = index
+
+    def put_new(self, item: Mapping[str, Any]) -> PutOutcome:
+        outcome = self._store.put_new(item)
+        if outcome is PutOutcome.STORED:
+            index_new_event(item, self._index)
+        return outcome

@@ -26,6 +26,9 @@ class Claim:
     attempts: int
     lease_until: int
     abandoned_lease: bool  # the previous attempt's lease ran out without a report
+    # The item carries a legal hold (`recording-archive hold set` before it was archived): the
+    # object is written with Object Lock's legal hold ON, so it is protected from its first byte.
+    legal_hold: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class ObjectSpec:
     metadata: dict[str, str]
     kms_key_id: str
     expected_bucket_owner: str
+    legal_hold: bool = False  # written with Object Lock's legal hold ON (Claim.legal_hold)
 
 
 @dataclass(frozen=True)
@@ -61,3 +65,35 @@ class ArchiveTarget:
     bucket: str
     kms_key_id: str
     bucket_owner: str
+
+
+# --- lifecycle events (published by dal/lifecycle_events.py; built by logic/archive_recording.py
+# and the operator's erase): the vocabulary other systems subscribe to. Here rather than in a
+# module of their own: the archive handler imports this module anyway (cold start).
+LIFECYCLE_SOURCE = "plivo-recording-archive"
+
+
+class DetailType(StrEnum):
+    RECORDING_ARCHIVED = "RecordingArchived"
+    RECORDING_FAILED = "RecordingFailed"
+    RECORDING_ERASED = "RecordingErased"
+
+
+# Every field a detail may carry (publish refuses any other, so nothing else, such as a payload
+# attribute or a phone number, reaches other systems through a caller's mistake).
+LIFECYCLE_DETAIL_FIELDS = frozenset(
+    {
+        "SessionUUID",
+        "RecordingUUID",
+        "SequenceNumber",
+        "Bucket",
+        "Key",
+        "VersionId",
+        "Size",
+        "Sha256",
+        "DurationSeconds",
+        "Attempts",
+        "Reason",  # RecordingFailed: the last error's class name, never its message
+        "Versions",  # RecordingErased: how many object versions were deleted
+    }
+)

@@ -66,6 +66,16 @@ class FallbackUnavailableError(RecordingArchiveError):
     """The fallback queue could not take the event either."""
 
 
+class SessionIndexUnavailableError(RecordingArchiveError):
+    """The session index (dal/session_index.py) could not be read or written after the SDK's
+    retries. The events table stays the record: `recording-archive index rebuild` repairs."""
+
+
+class NumberKeyUnavailableError(SessionIndexUnavailableError):
+    """KMS did not compute a number's HMAC (GenerateMac): the key is missing, disabled, not an
+    HMAC key, not granted, or KMS is unreachable."""
+
+
 # --- archiving ---------------------------------------------------------------------------------
 class ArchiveError(RecordingArchiveError):
     """A recording could not be archived this time."""
@@ -95,3 +105,10 @@ class ArchiveConflictError(ArchiveError):
 
 class UploadError(ArchiveError):
     """S3 refused or failed the upload (after the upload was aborted)."""
+
+
+class LifecycleEventsUnavailableError(ArchiveError):
+    """EventBridge did not take a lifecycle event (dal/lifecycle_events.py): the call failed after
+    the client's retries, or PutEvents answered with a failed entry. An ArchiveError (retryable):
+    the archive attempt that could not announce its outcome fails and is retried, so the event
+    is published at least once."""

@@ -55,6 +55,9 @@ ARCHIVE_LEASE_UNTIL = "ArchiveLeaseUntil"
 ARCHIVE_CLAIM_TOKEN = "ArchiveClaimToken"  # noqa: S105 - an attribute name: the holder's token
 # Set once the operator deleted the recording at Plivo (`recording-archive reconcile --purge`).
 SOURCE_DELETED_AT = "SourceDeletedAt"
+# A legal hold (`recording-archive hold set`): a map {"Reason", "SetAt", "SetBy"}; while it is
+# present the item carries no ExpiresAt (TTL never deletes a held event).
+LEGAL_HOLD = "LegalHold"
 
 ARCHIVE_QUEUE_INDEX = "ArchiveQueueIndex"
 RECORDING_INDEX = "RecordingIndex"
