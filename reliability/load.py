@@ -13,6 +13,7 @@ upload left incomplete.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import threading
 import time
@@ -148,8 +149,17 @@ def audit_recordings(
         key = item.get("ArchiveKey", {}).get("S", "")
         body = bodies[rec.path]
         if status != "ARCHIVED" or versions.get(key, 0) != 1:
+            # Enough to tell a slow drain (an attempt's lease, a backoff) from a defect.
+            state = {
+                name: next(iter(item[name].values()))
+                for name in ("ArchiveAttempts", "ArchiveLastError", "ArchiveDueAt")
+                if name in item
+            }
+            state["lease"] = "ArchiveLeaseUntil" in item
+            said = [line[:300] for line in stack.lines() if rec.recording_uuid in line][-3:]
             problems.append(
-                f"{rec.recording_uuid}: status={status} versions={versions.get(key, 0)}"
+                f"{rec.recording_uuid}: status={status} versions={versions.get(key, 0)} "
+                f"{json.dumps(state)} log={json.dumps(said)}"
             )
             continue
         head = s3.head_object(Bucket=stack.bucket, Key=key)
