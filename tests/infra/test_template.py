@@ -748,7 +748,16 @@ def test_alarms(resources: dict[str, Any]) -> None:
     custom = {
         a["MetricName"]: a for a in alarms.values() if a["Namespace"] == observability.NAMESPACE
     }
-    assert set(custom) == {"RecordingsFailed", "SessionRecordingFailedReceived", "ArchiveConflicts"}
+    assert set(custom) == {
+        "RecordingsFailed",
+        "SessionRecordingFailedReceived",
+        "ArchiveConflicts",
+        "OldestPendingAgeSeconds",
+    }
+    lag = custom.pop("OldestPendingAgeSeconds")  # a duration past a parameter, not a count
+    assert lag["Threshold"] == {"Ref": "ArchiveLagAlarmSeconds"}
+    assert (lag["ComparisonOperator"], lag["Statistic"]) == ("GreaterThanThreshold", "Maximum")
+    assert lag["Dimensions"] == [{"Name": "service", "Value": observability.SERVICE}]
     for alarm in custom.values():
         assert alarm["Dimensions"] == [{"Name": "service", "Value": observability.SERVICE}]
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
@@ -816,6 +825,7 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
         "EventBusName": "default",
         "LogRetentionDays": 90,
         "AlarmEmail": "",
+        "ArchiveLagAlarmSeconds": 3600,
         "DashboardEnabled": "true",
         "SnapStart": "false",
     }
