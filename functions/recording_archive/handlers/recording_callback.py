@@ -29,13 +29,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from recording_archive.config import CALLBACK_PATH, CallbackSettings
 from recording_archive.dal.auth_secret import PlivoCredentials, SecretUnavailableError
 from recording_archive.dal.aws import call_deadlines
 from recording_archive.handlers import http_errors, wiring
+from recording_archive.handlers.http_api_event import HttpApiEvent
 from recording_archive.handlers.http_errors import Answer
 from recording_archive.logic.callback_request import (
     decode_request,
@@ -84,7 +84,7 @@ def _seen_before(nonce: str, signatures: tuple[str, ...]) -> bool:
     return False
 
 
-def public_callback_url(settings: CallbackSettings, event: APIGatewayProxyEventV2) -> str:
+def public_callback_url(settings: CallbackSettings, event: HttpApiEvent) -> str:
     """The URL Plivo signed: configured exactly, or the API's own URL from the request context.
 
     The request context's domain name and stage are set by API Gateway (it routes only its own
@@ -93,10 +93,9 @@ def public_callback_url(settings: CallbackSettings, event: APIGatewayProxyEventV
     """
     if settings.public_callback_url:
         return settings.public_callback_url
-    ctx = event.request_context
     # AWS_REGION is read into the settings like every other variable (Lambda always sets it).
-    domain = ctx.domain_name or f"{ctx.api_id}.execute-api.{settings.aws_region}.amazonaws.com"
-    stage = ctx.stage or "$default"
+    domain = event.domain_name or f"{event.api_id}.execute-api.{settings.aws_region}.amazonaws.com"
+    stage = event.stage
     prefix = "" if stage == "$default" or ".execute-api." not in domain else f"/{stage}"
     return f"https://{domain}{prefix}{CALLBACK_PATH}"
 
@@ -117,9 +116,9 @@ def _count(name: str, **dimensions: str) -> None:
             m.add_dimension(name=key, value=value)
 
 
-def _body_bytes(event: APIGatewayProxyEventV2) -> bytes:
-    body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
+def _body_bytes(event: HttpApiEvent) -> bytes:
+    body = event.body
+    if event.is_base64_encoded:
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -127,12 +126,12 @@ def _body_bytes(event: APIGatewayProxyEventV2) -> bytes:
     return body.encode("utf-8", errors="surrogatepass")
 
 
-def receive_callback(event: APIGatewayProxyEventV2) -> Answer:
+def receive_callback(event: HttpApiEvent) -> Answer:
     """POST or GET of the callback route: verify, validate, store (or refuse)."""
     deps = wiring.callback_dependencies()
-    method = event.request_context.http.method.upper()
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    request = decode_request(method, headers, _body_bytes(event), event.raw_query_string or "")
+    request = decode_request(
+        event.method, event.headers, _body_bytes(event), event.raw_query_string
+    )
 
     try:
         credentials: PlivoCredentials = deps.credentials()
@@ -205,15 +204,14 @@ def rejected(exc: CallbackRejectedError) -> Answer:
     return answer
 
 
-def route(event: APIGatewayProxyEventV2) -> Answer:
+def route(event: HttpApiEvent) -> Answer:
     """The answer to one request: the route's methods, 405 for the others, 404 elsewhere.
 
-    `event.path` is the path without the stage prefix (Powertools strips a non-default stage,
-    as the resolver matched it).
+    `event.path` is the path without the stage prefix (as the resolver matched it).
     """
     if event.path != CALLBACK_PATH:
         return http_errors.not_found()
-    if event.request_context.http.method.upper() not in ROUTE_METHODS:
+    if event.method not in ROUTE_METHODS:
         return http_errors.method_not_allowed()
     try:
         return receive_callback(event)
@@ -226,7 +224,7 @@ def route(event: APIGatewayProxyEventV2) -> Answer:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The secret and the table end in time for the queue send and the answer (time_budgets.py).
     with call_deadlines(callback_deadlines(context.get_remaining_time_in_millis())):
-        return route(APIGatewayProxyEventV2(event)).proxy_result()
+        return route(HttpApiEvent(event)).proxy_result()
 
 
 def openapi_resolver() -> APIGatewayHttpResolver:
