@@ -139,8 +139,12 @@ def worker_env(stack: Stack, logical_id: str) -> dict[str, str]:
 def run_invoke(
     stack: Stack, logical_id: str, *args: str, extra: dict[str, str] | None = None
 ) -> tuple[Any, list[str]]:
-    """reliability.invoke in a child with the worker's environment: (result, log lines)."""
-    env = {**worker_env(stack, logical_id), **(extra or {})}
+    """reliability.invoke in a child with the worker's environment: (result, log lines). A sweep
+    also runs ArchiveWorkFunction's handler (the sweeper only enqueues): both environments."""
+    env = worker_env(stack, logical_id)
+    if logical_id == "SweeperFunction":
+        env = {**worker_env(stack, "ArchiveWorkFunction"), **env}
+    env = {**env, **(extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), env.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, "-m", "reliability.invoke", *args],

@@ -3,8 +3,9 @@
     python -m reliability.invoke sweep [--now-offset SECONDS]
     python -m reliability.invoke archive-batch EVENT.json
 
-`sweep` runs SweeperFunction's `sweep()` as the schedule would, with the clock moved forward by
-`--now-offset` (standing in for the backoff minutes between sweeps); `archive-batch` runs
+`sweep` runs SweeperFunction's `sweep()` as the schedule would, then ArchiveWorkFunction's record
+handler on each key it enqueued, with the clock moved forward by `--now-offset` (standing in for
+the backoff minutes between sweeps; run with both functions' environments); `archive-batch` runs
 ArchiveFunction's `lambda_handler` on a stream event. Both print their result as JSON on stdout;
 the functions' own logs (JSON, EMF metrics) go to stderr.
 """
@@ -31,15 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result: Any
     if args.what == "sweep":
-        from recording_archive.handlers import sweeper, wiring
-        from recording_archive.observability import metrics
+        from tests.support.archive_work import sweep_and_archive
 
-        settings, store, archiver = wiring.sweeper_collaborators()
-        result = metrics.log_metrics(
-            lambda _e, _c: sweeper.sweep(
-                settings, store, archiver, now=time.time() + args.now_offset
-            )
-        )({}, FakeLambdaContext())
+        # The sweep, then ArchiveWorkFunction's handler on each key it enqueued, in this process
+        # with the moved clock (the stack's own poller would archive on the real one).
+        result = sweep_and_archive(now=time.time() + args.now_offset, via_queue=False)
     else:
         from recording_archive.handlers import archive_stream
 

@@ -141,11 +141,27 @@ class ArchiveSettings(TableSettings):
         return self
 
 
-class SweeperSettings(ArchiveSettings):
+class SweeperSettings(TableSettings):
+    """SweeperFunction: finds the PENDING items due and puts their keys on the work queue; it
+    archives nothing itself (no bucket, key, secret or media settings)."""
+
     # An item pending for less than this is left to the stream-triggered archiver.
     sweep_grace_seconds: Annotated[int, Field(ge=0)] = 600
+    archive_work_queue_url: Annotated[str, Field(min_length=1)]
+    # How long a sweep's message stands for its item (logic/dispatch.py): no other sweep enqueues
+    # the item again before then, unless an attempt reported meanwhile.
+    sweep_enqueue_hold_seconds: Annotated[int, Field(ge=60)] = 3600
+    # RecordingFailed of a completed event that cannot be archived at all.
+    event_bus_name: Annotated[str, Field(min_length=1)]
+
+
+class ArchiveWorkSettings(ArchiveSettings):
+    """ArchiveWorkFunction: archives the items the sweeper put on the work queue."""
+
+    # Claims only an item due this long ago (the sweeper's grace): a duplicate message of an
+    # item backing off after a failed attempt does nothing.
+    sweep_grace_seconds: Annotated[int, Field(ge=0)] = 600
     sweep_max_attempts: Annotated[int, Field(ge=1)] = 8
-    sweep_batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
 
 
 class ReconcileSettings(ArchiveSettings):
@@ -172,6 +188,11 @@ def archive_settings() -> ArchiveSettings:
 @cache
 def sweeper_settings() -> SweeperSettings:
     return SweeperSettings.from_env()
+
+
+@cache
+def archive_work_settings() -> ArchiveWorkSettings:
+    return ArchiveWorkSettings.from_env()
 
 
 @cache

@@ -12,10 +12,11 @@ FallbackDrainFunction (Timeout 30 s, a batch of messages) writes each message wi
 put; the messages there is no time for are reported as failures and redelivered by SQS:
 `drain_deadlines`.
 
-ArchiveFunction, SweeperFunction, ReconcileFunction (900 s) set no deadline: the calls around
+ArchiveFunction, ArchiveWorkFunction, ReconcileFunction (900 s) set no deadline: the calls around
 one transfer (secret, table, one S3 call, the lifecycle event) have a static worst case far
-below it. The transfer itself lasts as long as the recording is large (media and part
-timeouts bound each read and send, not the total).
+below it. The transfer itself lasts as long as the recording is large (media and part timeouts
+bound each read and send, not the total). SweeperFunction (900 s) starts no item of its sweep
+without the worst case of one batch's calls left (`_ONE_SWEEP_BATCH`).
 """
 
 from __future__ import annotations
@@ -117,6 +118,21 @@ _AROUND_ONE_TRANSFER = (
     Step("dynamodb UpdateItem (archived or failed attempt)", aws.dynamodb_client),
 )
 
+# One batch of a sweep (logic/dispatch.py): the page read, a mark per key (or, for an event that
+# cannot be archived, its RecordingFailed and FAILED), one SendMessageBatch tried SEND_TRIES
+# times, and a mark given back when it never went out (each only with the margin still left).
+# The sweep starts no item or release with less than this left (dispatch.STOP_MARGIN_MS).
+_ONE_SWEEP_BATCH = (
+    Step("dynamodb Query (a page of ArchiveQueueIndex)", aws.dynamodb_client),
+    *(Step(f"dynamodb UpdateItem (mark {n + 1})", aws.dynamodb_client) for n in range(10)),
+    Step("events PutEvents (RecordingFailed of a not archivable event)", aws.events_client),
+    *(Step(f"sqs SendMessageBatch (try {n + 1})", aws.sqs_client) for n in range(3)),
+    Step(
+        "dynamodb UpdateItem (a mark given back; each one only with the margin left)",
+        aws.dynamodb_client,
+    ),
+)
+
 PATHS: dict[str, DeadlinePath | StaticPath] = {
     "CallbackFunction": DeadlinePath(
         needed=(
@@ -134,6 +150,7 @@ PATHS: dict[str, DeadlinePath | StaticPath] = {
         margin_seconds=DRAIN_MARGIN_SECONDS,
     ),
     "ArchiveFunction": StaticPath(steps=_AROUND_ONE_TRANSFER, margin_seconds=1.0),
-    "SweeperFunction": StaticPath(steps=_AROUND_ONE_TRANSFER, margin_seconds=1.0),
+    "ArchiveWorkFunction": StaticPath(steps=_AROUND_ONE_TRANSFER, margin_seconds=1.0),
+    "SweeperFunction": StaticPath(steps=_ONE_SWEEP_BATCH, margin_seconds=1.0),
     "ReconcileFunction": StaticPath(steps=_AROUND_ONE_TRANSFER, margin_seconds=1.0),
 }

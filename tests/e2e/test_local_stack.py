@@ -195,6 +195,7 @@ def test_each_function_runs_with_its_own_environment(local_stack: LocalStackProc
         "archive_stream",
         "fallback_drain",
         "sweeper",
+        "archive_work",
     }
     callback, archive = environments["recording_callback"], environments["archive_stream"]
     assert callback["PUBLIC_CALLBACK_URL"] == local_stack.callback_url
@@ -208,7 +209,9 @@ def test_each_function_runs_with_its_own_environment(local_stack: LocalStackProc
     assert "FALLBACK_QUEUE_URL" not in archive
     assert "PUBLIC_CALLBACK_URL" not in archive
     assert "MEDIA_ALLOW_LOOPBACK" not in environments["fallback_drain"]
-    assert environments["sweeper"]["SWEEP_MAX_ATTEMPTS"] == "8"
+    assert environments["archive_work"]["SWEEP_MAX_ATTEMPTS"] == "8"
+    assert environments["archive_work"]["MEDIA_ALLOW_LOOPBACK"] == "true"
+    assert "ARCHIVE_BUCKET_NAME" not in environments["sweeper"]  # it archives nothing itself
 
 
 def test_simulate_against_the_local_stack(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from recording_archive.config import ArchiveSettings
-from recording_archive.handlers import reconcile, sweeper
+from recording_archive.handlers import reconcile
 from recording_archive.logic.archive_recording import (
     DEFAULT_LEASE_SLACK_SECONDS,
     DEFAULT_STOP_MARGIN_SECONDS,
@@ -22,7 +22,7 @@ from recording_archive_cli.local.functions import function_setting
 from recording_archive_cli.local.template import load_template
 
 TEMPLATE = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
-ARCHIVING = ("ArchiveFunction", "SweeperFunction", "ReconcileFunction")
+ARCHIVING = ("ArchiveFunction", "ArchiveWorkFunction", "ReconcileFunction")
 
 
 @pytest.mark.parametrize("logical_id", ARCHIVING)
@@ -40,7 +40,7 @@ def test_settings_defaults_are_the_logics() -> None:
     assert fields["archive_lease_slack_seconds"].default == DEFAULT_LEASE_SLACK_SECONDS
 
 
-@pytest.mark.parametrize("module", [sweeper, reconcile])
+@pytest.mark.parametrize("module", [reconcile])
 def test_runs_stop_starting_attempts_before_an_attempt_would_be_cut_short(module: object) -> None:
     """The scheduled runs start no attempt with less than 5 minutes left, well above the
     margin at which a transfer stops."""

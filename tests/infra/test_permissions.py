@@ -50,7 +50,7 @@ RECORDING_SUITES = ("tests/integration/", "tests/e2e/", "tests/reliability/")
 # Grants no recorded call needs, each with the code path that does (the template's comment on the
 # statement says the same). A full run fails on any other unused grant: justify it or remove it.
 _STORE = "RecordingStore (dal/recording_store.py), shared by the three archiving functions"
-_UPLOADERS = ("ArchiveFunction", "SweeperFunction", "ReconcileFunction")
+_UPLOADERS = ("ArchiveFunction", "ArchiveWorkFunction", "ReconcileFunction")
 JUSTIFIED_UNUSED: dict[tuple[str, str], str] = {
     **{
         (fn, "s3:AbortMultipartUpload"): f"a failed multipart upload: {_STORE}" for fn in _UPLOADERS
@@ -58,23 +58,22 @@ JUSTIFIED_UNUSED: dict[tuple[str, str], str] = {
     # test_archive_existing_version.py drives this path through ArchiveFunction.
     **{
         (fn, action): f"the 412 path of a multipart object (verify_existing): {_STORE}"
-        for fn in ("SweeperFunction", "ReconcileFunction")
+        for fn in ("ArchiveWorkFunction", "ReconcileFunction")
         for action in ("s3:GetObjectVersion", "s3:GetObjectVersionTagging")
     },
     **{
         (fn, action): f"multipart tag / 412 HeadObject as recorded for ArchiveFunction: {_STORE}"
-        for fn in ("SweeperFunction", "ReconcileFunction")
+        for fn in ("ArchiveWorkFunction", "ReconcileFunction")
         for action in ("s3:PutObjectVersionTagging", "s3:GetObject", "s3:ListBucket")
     },
     # test_archive.py drives both (a held item's upload, the 412 path) through ArchiveFunction.
     **{
         (fn, "s3:PutObjectLegalHold"): f"a recording held before it was archived: {_STORE}"
-        for fn in ("SweeperFunction", "ReconcileFunction")
+        for fn in ("ArchiveWorkFunction", "ReconcileFunction")
     },
     ("CallbackFunction", "dynamodb:GetItem"): "put_new: the conflicting item was not returned",
     ("FallbackDrainFunction", "dynamodb:GetItem"): "put_new: the conflicting item was not returned",
     ("FallbackDrainFunction", "dynamodb:UpdateItem"): "put_new: a conflicting payload is kept",
-    ("SweeperFunction", "dynamodb:GetItem"): "why a claim was refused (events_table._why_refused)",
     # DynamoDB's use of a customer-managed table key is not derived from the calls (see
     # iam_policy._KMS_FOR_OPERATION); kept as the template's DataKeyUse comment says.
     ("FallbackDrainFunction", "kms:GenerateDataKey"): "writes to the KMS-encrypted table",
@@ -209,6 +208,25 @@ def test_query_on_an_index_is_on_the_index_arn(template: dict[str, Any]) -> None
     assert ("SweeperFunction", "dynamodb:Query", TABLE_ARN) in refused(template, table_query)
 
 
+def test_the_sweepers_batch_send_is_send_message_on_the_work_queue(
+    template: dict[str, Any],
+) -> None:
+    """SendMessageBatch is authorised as sqs:SendMessage (and the queue's key), on the work queue
+    only: the sweeper may not send to the fallback queue."""
+    url = FAKE_RESOURCES.archive_work_queue_url
+    env = dict(LOCAL, ARCHIVE_WORK_QUEUE_URL=url)
+    record = call("SweeperFunction", "sqs", "SendMessageBatch", environment=env, QueueUrl=url)
+    queue_arn = f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{url.rsplit('/', 1)[-1]}"
+    assert {(n.action, n.resource) for n in needs_of(template, record)} == {
+        ("sqs:SendMessage", queue_arn),
+        ("kms:GenerateDataKey", KEY_ARN),
+        ("kms:Decrypt", KEY_ARN),
+    }
+    assert refused(template, record) == set()
+    without = without_action(template, "SweeperFunctionRole", "sqs:SendMessage")
+    assert refused(without, record) == {("SweeperFunction", "sqs:SendMessage", queue_arn)}
+
+
 def test_sqs_send_to_the_encrypted_queue_needs_the_key(template: dict[str, Any]) -> None:
     record = call("CallbackFunction", "sqs", "SendMessage", QueueUrl=LOCAL["FALLBACK_QUEUE_URL"])
     queue_arn = f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{STACK_QUEUE}"
@@ -224,7 +242,12 @@ def test_put_events_is_on_the_bus_of_the_function_and_only_the_archivers(
 ) -> None:
     bus_arn = f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:event-bus/default"
     env = dict(LOCAL, EVENT_BUS_NAME="default")
-    for function in ("ArchiveFunction", "SweeperFunction", "ReconcileFunction"):
+    for function in (
+        "ArchiveFunction",
+        "SweeperFunction",
+        "ArchiveWorkFunction",
+        "ReconcileFunction",
+    ):
         record = call(function, "events", "PutEvents", environment=env)
         record["params"] = {"EventBusNames": ["default"]}
         assert [(n.action, n.resource) for n in needs_of(template, record)] == [
@@ -336,7 +359,7 @@ def test_the_template_grants_what_lambda_itself_needs(template: dict[str, Any]) 
 def test_media_auth_decides_the_archivers_secret_grant(template: dict[str, Any]) -> None:
     off = dict(LOCAL, MEDIA_AUTH="false")
     on = dict(LOCAL, MEDIA_AUTH="true")
-    for function in ("ArchiveFunction", "SweeperFunction"):
+    for function in ("ArchiveFunction", "ArchiveWorkFunction"):
         read = call(
             function,
             "secretsmanager",

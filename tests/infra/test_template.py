@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from recording_archive import config, observability
+from recording_archive.logic.archive_recording import LAMBDA_MAX_TIMEOUT_SECONDS
 from recording_archive_cli.local.filters import stream_filter_patterns
 from recording_archive_cli.local.intrinsics import references
 from recording_archive_cli.local.template import load_template
@@ -32,6 +33,7 @@ FUNCTIONS = (
     "FallbackDrainFunction",
     "ArchiveFunction",
     "SweeperFunction",
+    "ArchiveWorkFunction",
     "ReconcileFunction",
 )
 HANDLERS = {
@@ -39,6 +41,7 @@ HANDLERS = {
     "FallbackDrainFunction": "recording_archive.handlers.fallback_drain.lambda_handler",
     "ArchiveFunction": "recording_archive.handlers.archive_stream.lambda_handler",
     "SweeperFunction": "recording_archive.handlers.sweeper.lambda_handler",
+    "ArchiveWorkFunction": "recording_archive.handlers.archive_work.lambda_handler",
     "ReconcileFunction": "recording_archive.handlers.reconcile.lambda_handler",
 }
 SETTINGS = {
@@ -46,6 +49,7 @@ SETTINGS = {
     "FallbackDrainFunction": config.TableSettings,
     "ArchiveFunction": config.ArchiveSettings,
     "SweeperFunction": config.SweeperSettings,
+    "ArchiveWorkFunction": config.ArchiveWorkSettings,
     "ReconcileFunction": config.ReconcileSettings,
 }
 
@@ -207,7 +211,13 @@ def test_auth_secret_fails_closed_and_is_conditional(
 
 def test_every_queue_and_topic_is_kms_encrypted(resources: dict[str, Any]) -> None:
     queues = [k for k, v in resources.items() if v["Type"] == "AWS::SQS::Queue"]
-    assert sorted(queues) == ["ArchiveFailureQueue", "FallbackDeadLetterQueue", "FallbackQueue"]
+    assert sorted(queues) == [
+        "ArchiveFailureQueue",
+        "ArchiveWorkDeadLetterQueue",
+        "ArchiveWorkQueue",
+        "FallbackDeadLetterQueue",
+        "FallbackQueue",
+    ]
     for logical_id in queues:
         assert props(resources, logical_id)["KmsMasterKeyId"] == {"Ref": "DataKey"}
         assert props(resources, logical_id)["MessageRetentionPeriod"] == 1209600
@@ -492,17 +502,26 @@ def test_environment_values(resources: dict[str, Any]) -> None:
     assert archive["ARCHIVE_KMS_KEY_ID"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
     assert archive["ARCHIVE_BUCKET_OWNER"] == {"Ref": "AWS::AccountId"}
     assert archive["ARCHIVE_BUCKET_NAME"] == {"Ref": "ArchiveBucket"}
+    work = props(resources, "ArchiveWorkFunction")["Environment"]["Variables"]
+    assert {k: v for k, v in work.items() if not k.startswith("SWEEP_")} == archive
+    assert work["SWEEP_GRACE_SECONDS"] == {"Ref": "SweepGraceSeconds"}
+    assert work["SWEEP_MAX_ATTEMPTS"] == {"Ref": "SweepMaxAttempts"}
+    # The sweeper archives nothing: the table, its queue, its grace and hold, the bus.
     sweeper = props(resources, "SweeperFunction")["Environment"]["Variables"]
-    assert {k: v for k, v in sweeper.items() if not k.startswith("SWEEP_")} == archive
-    assert sweeper["SWEEP_GRACE_SECONDS"] == {"Ref": "SweepGraceSeconds"}
-    assert sweeper["SWEEP_MAX_ATTEMPTS"] == {"Ref": "SweepMaxAttempts"}
+    assert sweeper == {
+        "EVENTS_TABLE_NAME": {"Ref": "EventsTable"},
+        "ARCHIVE_WORK_QUEUE_URL": {"Ref": "ArchiveWorkQueue"},
+        "SWEEP_GRACE_SECONDS": {"Ref": "SweepGraceSeconds"},
+        "SWEEP_ENQUEUE_HOLD_SECONDS": {"Ref": "SweepEnqueueHoldSeconds"},
+        "EVENT_BUS_NAME": {"Ref": "EventBusName"},
+    }
 
 
 # The account's bus named by EventBusName: the one resource of a role that is not the stack's own.
 EVENT_BUS_ARN = (
     "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"
 )
-PUBLISHERS = ("ArchiveFunction", "SweeperFunction", "ReconcileFunction")
+PUBLISHERS = ("ArchiveFunction", "SweeperFunction", "ArchiveWorkFunction", "ReconcileFunction")
 
 
 def test_lifecycle_events_bus_and_grants(
@@ -673,11 +692,11 @@ def test_the_secret_read_of_the_downloaders_depends_on_media_auth(
     assert policy["Condition"] == "MediaAuthOn"
     assert policy["Properties"]["Roles"] == [
         {"Ref": "ArchiveFunctionRole"},
-        {"Ref": "SweeperFunctionRole"},
+        {"Ref": "ArchiveWorkFunctionRole"},
     ]
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "secretsmanager:GetSecretValue"
-    for role in ("ArchiveFunctionRole", "SweeperFunctionRole"):
+    for role in ("ArchiveFunctionRole", "ArchiveWorkFunctionRole", "SweeperFunctionRole"):
         (inline,) = props(resources, role)["Policies"]
         actions = {a for s in inline["PolicyDocument"]["Statement"] for a in as_list(s["Action"])}
         assert "secretsmanager:GetSecretValue" not in actions, role
@@ -767,7 +786,11 @@ def test_alarms(resources: dict[str, Any]) -> None:
         for a in alarms.values()
         if a["Namespace"] == "AWS/SQS"
     }
-    assert queues == {"ArchiveFailureQueue", "FallbackDeadLetterQueue"}
+    assert queues == {
+        "ArchiveFailureQueue",
+        "FallbackDeadLetterQueue",
+        "ArchiveWorkDeadLetterQueue",
+    }
     errors = {
         a["Dimensions"][0]["Value"]["Ref"]
         for a in alarms.values()
@@ -813,6 +836,9 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
         "SweepSchedule": "rate(15 minutes)",
         "SweepGraceSeconds": 600,
         "SweepMaxAttempts": 8,
+        "SweepEnqueueHoldSeconds": 3600,
+        "ArchiveParallelizationFactor": 4,
+        "ArchiveWorkConcurrency": 10,
         "ReconcileEnabled": "false",
         "ReconcileSchedule": "rate(6 hours)",
         "ReconcileWindowHours": 48,
@@ -836,7 +862,11 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
     )
     assert (
         defaults["SweepMaxAttempts"]
-        == config.SweeperSettings.model_fields["sweep_max_attempts"].default
+        == config.ArchiveWorkSettings.model_fields["sweep_max_attempts"].default
+    )
+    assert (
+        defaults["SweepEnqueueHoldSeconds"]
+        == config.SweeperSettings.model_fields["sweep_enqueue_hold_seconds"].default
     )
 
 
@@ -888,3 +918,129 @@ def test_snapstart_is_a_parameter_of_the_latency_functions(template: dict[str, A
         else:
             # Scheduled or queue-driven: a cold start costs nothing anyone waits for.
             assert "SnapStart" not in props and "AutoPublishAlias" not in props, name
+
+
+# --- the archive's scaling (issue 18): stream parallelization, the sweeper's work queue -------
+def _actions(resources: dict[str, Any], function: str) -> dict[str, list[Any]]:
+    """Each granted action with the resources it is granted on."""
+    out: dict[str, list[Any]] = {}
+    for statement in role_statements(resources, function):
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            out.setdefault(action, []).extend(as_list(statement["Resource"]))
+    return out
+
+
+def test_the_scaling_parameters_and_their_lambda_bounds(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    pf = params["ArchiveParallelizationFactor"]
+    # Lambda's ParallelizationFactor is 1-10 (DynamoDB and Kinesis event sources).
+    assert (pf["Type"], pf["Default"], pf["MinValue"], pf["MaxValue"]) == ("Number", 4, 1, 10)
+    mc = params["ArchiveWorkConcurrency"]
+    # An SQS event source's MaximumConcurrency is 2-1000.
+    assert (mc["Type"], mc["Default"], mc["MinValue"], mc["MaxValue"]) == ("Number", 10, 2, 1000)
+    assert params["SweepEnqueueHoldSeconds"]["MinValue"] >= 60
+
+
+def test_the_stream_mapping_runs_parallel_batches(resources: dict[str, Any]) -> None:
+    (event,) = props(resources, "ArchiveFunction")["Events"].values()
+    mapping = event["Properties"]
+    assert mapping["ParallelizationFactor"] == {"Ref": "ArchiveParallelizationFactor"}
+    assert mapping["BatchSize"] == 10
+    assert mapping["MaximumBatchingWindowInSeconds"] == 0
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_work_queue_is_encrypted_redriven_and_outlasts_the_consumer(
+    resources: dict[str, Any],
+) -> None:
+    queue = props(resources, "ArchiveWorkQueue")
+    dlq = props(resources, "ArchiveWorkDeadLetterQueue")
+    assert queue["KmsMasterKeyId"] == dlq["KmsMasterKeyId"] == {"Ref": "DataKey"}
+    timeout = props(resources, "ArchiveWorkFunction")["Timeout"]
+    assert timeout == LAMBDA_MAX_TIMEOUT_SECONDS
+    # Lambda's guidance for SQS event sources: at least six times the function's timeout.
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert queue["VisibilityTimeout"] <= 12 * 3600  # SQS's maximum
+    redrive = queue["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["ArchiveWorkDeadLetterQueue", "Arn"]}
+    assert 1 < redrive["maxReceiveCount"] <= 10
+
+
+def test_the_consumer_is_bounded_and_reports_partial_failures(resources: dict[str, Any]) -> None:
+    work = props(resources, "ArchiveWorkFunction")
+    archive = props(resources, "ArchiveFunction")
+    assert work["Handler"] == "recording_archive.handlers.archive_work.lambda_handler"
+    assert work["MemorySize"] == archive["MemorySize"]
+    assert "CodeUri" not in work and "Runtime" not in work  # the Globals' (as ArchiveFunction)
+    (event,) = work["Events"].values()
+    assert event["Type"] == "SQS"
+    sqs = event["Properties"]
+    assert sqs["Queue"] == {"Fn::GetAtt": ["ArchiveWorkQueue", "Arn"]}
+    assert sqs["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "ArchiveWorkConcurrency"}}
+    assert sqs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert sqs["BatchSize"] == 1
+    log_group = props(resources, "ArchiveWorkLogGroup")
+    assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert log_group["KmsKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    assert work["LoggingConfig"] == {"LogGroup": {"Ref": "ArchiveWorkLogGroup"}}
+
+
+def test_the_sweeper_role_no_longer_archives(resources: dict[str, Any]) -> None:
+    granted = _actions(resources, "SweeperFunction")
+    assert not [a for a in granted if a.startswith(("s3:", "secretsmanager:"))]
+    assert "dynamodb:GetItem" not in granted
+    assert set(granted) == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        "sqs:SendMessage",
+        "events:PutEvents",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    }
+    assert granted["sqs:SendMessage"] == [{"Fn::GetAtt": ["ArchiveWorkQueue", "Arn"]}]
+    assert granted["dynamodb:Query"] == [{"Fn::Sub": "${EventsTable.Arn}/index/ArchiveQueueIndex"}]
+
+
+def test_the_consumer_role_archives_and_polls_its_queue_only(resources: dict[str, Any]) -> None:
+    granted = _actions(resources, "ArchiveWorkFunction")
+    archive = _actions(resources, "ArchiveFunction")
+    # ArchiveFunction's archive grants, without the stream and its on-failure queue.
+    stream_only = {
+        "dynamodb:DescribeStream",
+        "dynamodb:GetRecords",
+        "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams",
+        "sqs:SendMessage",
+    }
+    poll = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+    assert set(granted) == (set(archive) - stream_only) | poll
+    for action in poll:
+        assert granted[action] == [{"Fn::GetAtt": ["ArchiveWorkQueue", "Arn"]}]
+
+
+def test_the_dead_letter_queue_is_alarmed_and_the_work_is_on_the_dashboard(
+    resources: dict[str, Any],
+) -> None:
+    alarm = props(resources, "ArchiveWorkDeadLetterQueueNotEmptyAlarm")
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["ArchiveWorkDeadLetterQueue", "QueueName"]}}
+    ]
+    assert (alarm["MetricName"], alarm["Threshold"]) == ("ApproximateNumberOfMessagesVisible", 0)
+    body = props(resources, "OperationsDashboard")["DashboardBody"]["Fn::Sub"]
+    for stat in ("p50", "p99", "Maximum"):
+        assert (
+            f'"ArchiveLagSeconds", "service", "plivo-recording-archive", {{"stat": "{stat}"}}'
+            in body
+        )
+    assert '"ApproximateAgeOfOldestMessage", "QueueName", "${ArchiveWorkQueue.QueueName}"' in body
+    assert (
+        '"ApproximateNumberOfMessagesVisible", "QueueName", "${ArchiveWorkQueue.QueueName}"' in body
+    )
+    lag = props(resources, "ArchiveLagAlarm")
+    assert (lag["MetricName"], lag["Threshold"]) == (
+        "OldestPendingAgeSeconds",
+        {"Ref": "ArchiveLagAlarmSeconds"},
+    )

@@ -93,11 +93,16 @@ def test_static_worst_case_fits_the_timeout(logical_id: str) -> None:
 
 
 def test_sweeper_and_reconcile_stop_margin_holds_the_calls_of_one_item() -> None:
-    from recording_archive.handlers import reconcile, sweeper
+    from recording_archive.handlers import reconcile
+    from recording_archive.logic import dispatch
 
-    for module, logical_id in ((sweeper, "SweeperFunction"), (reconcile, "ReconcileFunction")):
-        stop_margin = module._STOP_WHEN_REMAINING_MS / 1000
-        assert static_path(logical_id).worst_case_seconds() <= stop_margin, logical_id
+    for stop_ms, logical_id in (
+        (dispatch.STOP_MARGIN_MS, "SweeperFunction"),
+        (reconcile._STOP_WHEN_REMAINING_MS, "ReconcileFunction"),
+    ):
+        assert static_path(logical_id).worst_case_seconds() <= stop_ms / 1000, logical_id
+    # And the margin leaves the sweep most of its Timeout.
+    assert timeout_of("SweeperFunction") / 2 >= dispatch.STOP_MARGIN_MS / 1000
 
 
 def test_callback_figures() -> None:
@@ -150,7 +155,9 @@ def test_a_raised_budget_fails_the_checks(monkeypatch: pytest.MonkeyPatch) -> No
         assert callback.needed_seconds() > window, secret
     monkeypatch.setattr(aws, "OBJECTS", ClientBudget(60.0, 60.0, 5))
     aws.reset_clients()
-    assert static_path("SweeperFunction").worst_case_seconds() > timeout_of("SweeperFunction")
+    assert static_path("ArchiveWorkFunction").worst_case_seconds() > timeout_of(
+        "ArchiveWorkFunction"
+    )
 
 
 def test_budget_of_refuses_modes_without_a_bound() -> None:

@@ -29,10 +29,13 @@ from recording_archive.dal.events_table import (
 from recording_archive.handlers import archive_stream, sweeper, wiring
 from recording_archive.handlers.recording_callback import lambda_handler as callback_handler
 from recording_archive.logic.archive_recording import ABANDONED_ERROR
+from recording_archive.logic.dispatch import oldest_pending_age
 from recording_archive.models.archive import Claim, ClaimRefusal, ClaimRefused
 from recording_archive_cli.local.filters import event_matches_filters, stream_filter_patterns
 from recording_archive_cli.local.resources import LocalResources
+from tests.support.archive_work import drain_work_queue, sweep_and_archive
 from tests.support.callback_flow import signed_form_event
+from tests.support.emf import emf_values
 from tests.support.media_server import Drip, GeneratedBody, MediaServer, Status, wav_body
 from tests.support.moto_resources import TOKEN, set_secret
 from tests.support.plivo import AUTH_ID, recording_event
@@ -56,7 +59,10 @@ def stack(function_env: Any, resources: LocalResources) -> Any:
             wiring.reset()
 
         def sweeper_env(self, **overrides: str) -> None:
-            function_env("SweeperFunction", **(FAST | {"SWEEP_GRACE_SECONDS": "0"} | overrides))
+            """The sweeper's and the work queue consumer's environments (the sweep archives
+            through ArchiveWorkFunction: tests/support/archive_work.py)."""
+            for fn in ("SweeperFunction", "ArchiveWorkFunction"):
+                function_env(fn, **(FAST | {"SWEEP_GRACE_SECONDS": "0"} | overrides))
             wiring.reset()
 
         def matching_records(self) -> list[dict[str, Any]]:
@@ -201,7 +207,7 @@ def test_unavailable_media_fails_the_record_then_the_sweeper_archives_it(
 
     media.add(path, audio, content_type="audio/wav")  # the source recovers
     stack.sweeper_env()
-    counts = sweeper.sweep(*wiring.sweeper_collaborators(), now=10**10)
+    counts = sweep_and_archive(now=10**10)
     assert counts == {"archived": 1}
     assert stack.item(params["SessionUUID"], 2)["ArchiveStatus"] == {"S": "ARCHIVED"}
 
@@ -212,14 +218,14 @@ def test_sweeper_marks_failed_after_max_attempts(stack: Any, media: MediaServer)
     media.add(path, b"", faults=[Status(500, times=None)])
     assert stack.post(params) == 200
     stack.sweeper_env(SWEEP_MAX_ATTEMPTS="2")
-    assert sweeper.sweep(*wiring.sweeper_collaborators(), now=10**10) == {"retry_later": 1}
-    assert sweeper.sweep(*wiring.sweeper_collaborators(), now=10**11) == {"failed": 1}
+    assert sweep_and_archive(now=10**10) == {"retry_later": 1}
+    assert sweep_and_archive(now=10**11) == {"failed": 1}
     item = stack.item(params["SessionUUID"], 2)
     assert item["ArchiveStatus"] == {"S": "FAILED"}
     assert item["ArchiveQueue"] == {"S": "FAILED"}
     assert item["ArchiveAttempts"] == {"N": "2"}
     # A FAILED item is not swept again.
-    assert sweeper.sweep(*wiring.sweeper_collaborators(), now=10**12) == {}
+    assert sweep_and_archive(now=10**12) == {}
 
 
 def _hold(stack: Any, session: str, seq: int) -> None:
@@ -305,13 +311,13 @@ def test_the_sweeper_measures_the_age_of_the_oldest_pending_recording(
     path = params["RecordingURL"].split(str(media.port), 1)[1]
     media.add(path, b"", faults=[Status(500, times=None)])
     stack.sweeper_env(SWEEP_MAX_ATTEMPTS="1")
-    store = wiring.sweeper_collaborators()[1]
-    assert sweeper.oldest_pending_age(store, time.time()) == 0.0  # nothing pending yet
+    store = wiring.sweeper_collaborators().items
+    assert oldest_pending_age(store, time.time()) == 0.0  # nothing pending yet
     assert stack.post(params) == 200
-    age = sweeper.oldest_pending_age(store, time.time() + 3600)
+    age = oldest_pending_age(store, time.time() + 3600)
     assert 3600 <= age < 3600 + 60, age
     capsys.readouterr()
-    sweeper.lambda_handler({}, _ctx())  # measured first, then the one attempt allowed fails
+    sweeper.lambda_handler({}, _ctx())  # measured first, then the item is enqueued
     metrics_out = [
         json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
     ]
@@ -319,9 +325,10 @@ def test_the_sweeper_measures_the_age_of_the_oldest_pending_recording(
     assert len(emitted) == 1, metrics_out
     [seconds] = emitted[0] if isinstance(emitted[0], list) else [emitted[0]]
     assert 0 <= seconds < 60, metrics_out
+    assert drain_work_queue() == {"failed": 1}  # the one attempt allowed fails
     # FAILED now, so nothing is pending any more.
     assert stack.item(params["SessionUUID"], 2)["ArchiveStatus"] == {"S": "FAILED"}
-    assert sweeper.oldest_pending_age(store, time.time() + 3600) == 0.0
+    assert oldest_pending_age(store, time.time() + 3600) == 0.0
 
 
 def test_refused_url_is_failed_at_once_without_any_request(
@@ -401,12 +408,7 @@ def _stored_completed(stack: Any, media: MediaServer, body: Any = None) -> tuple
 
 def _emf(out: str, name: str) -> float:
     """The sum of one metric over the EMF documents printed on stdout."""
-    total = 0.0
-    for line in out.splitlines():
-        if line.startswith('{"_aws"'):
-            value = json.loads(line).get(name, 0)
-            total += sum(value) if isinstance(value, list) else value
-    return total
+    return sum(emf_values(out, name))
 
 
 def test_of_concurrent_claims_exactly_one_wins(stack: Any, media: MediaServer) -> None:
@@ -568,14 +570,8 @@ def test_abandoned_attempts_count_and_end_failed_with_the_alarm_metric(
 
 
 def _sweep_at(now: float) -> dict[str, int]:
-    """One sweep as the scheduled invocation runs it (metrics flushed), its clock at `now`."""
-    from recording_archive.observability import metrics
-
-    settings, store, archiver = wiring.sweeper_collaborators()
-    result: dict[str, int] = metrics.log_metrics(
-        lambda _e, _c: sweeper.sweep(settings, store, archiver, now=now)
-    )({}, _ctx())
-    return result
+    """One sweep and the work it enqueued (metrics flushed), the clocks at `now`."""
+    return sweep_and_archive(now=now)
 
 
 def _deadline_context(seconds: float) -> Any:
@@ -594,30 +590,24 @@ def _deadline_context(seconds: float) -> Any:
     )
 
 
-def test_a_sweep_starts_no_attempt_in_the_last_half_of_a_short_invocation(
+def test_a_sweep_stops_enqueueing_when_its_invocation_runs_low_on_time(
     stack: Any, media: MediaServer
 ) -> None:
-    """The sweep stops starting items with 5 minutes left, or half its time when its Timeout is
-    shorter than 10 minutes (an attempt cut short is counted, so it is not started)."""
+    """With less than half of a short invocation left (or 30 s), the sweep stops: what it
+    reached is enqueued, the rest stays PENDING, unmarked, for the next sweep."""
     first = _stored_completed(stack, media)
     second = _stored_completed(stack, media)
-    stack.sweeper_env(ARCHIVE_STOP_MARGIN_SECONDS="1")
-    settings, store, archiver = wiring.sweeper_collaborators()
-    left = {"ms": 4_000}
+    stack.sweeper_env()
+    readings = iter([4_000, 4_000])  # at the start, and before the first item
 
-    class TimeSpending:
-        """The archiver, with the invocation's clock moved on by each attempt."""
+    def time_left() -> int:
+        return next(readings, 1_900)  # then below half of the 4 s the sweep started with
 
-        def archive(self, job: Any, **kwargs: Any) -> Any:
-            try:
-                return archiver.archive(job, **kwargs)
-            finally:
-                left["ms"] = 1_900
-
-    counts = sweeper.sweep(settings, store, TimeSpending(), time_left_ms=lambda: left["ms"])  # type: ignore[arg-type]
-    assert counts == {"archived": 1, "deferred": 1}
-    statuses = {stack.item(*key)["ArchiveStatus"]["S"] for key in (first, second)}
-    assert statuses == {"ARCHIVED", "PENDING"}
+    counts = sweeper.sweep(wiring.sweeper_collaborators(), time_left_ms=time_left)
+    assert counts == {"enqueued": 1, "deferred": 1}
+    marked = ["ArchiveEnqueuedUntil" in stack.item(*key) for key in (first, second)]
+    assert sorted(marked) == [False, True]
+    assert sweep_and_archive() == {"archived": 2}  # the next sweep goes on
 
 
 def test_a_refusal_the_item_no_longer_explains_leaves_it_to_the_other_attempt(

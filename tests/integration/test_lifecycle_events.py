@@ -16,10 +16,11 @@ from typing import Any
 import boto3
 import pytest
 
-from recording_archive.handlers import archive_stream, sweeper, wiring
+from recording_archive.handlers import archive_stream, wiring
 from recording_archive.handlers.recording_callback import lambda_handler as callback_handler
 from recording_archive_cli.local.filters import event_matches_filters, stream_filter_patterns
 from recording_archive_cli.local.resources import LocalResources
+from tests.support.archive_work import sweep_and_archive
 from tests.support.callback_flow import signed_form_event
 from tests.support.fake_eventbridge import FailingEventBridge
 from tests.support.lambda_context import FakeLambdaContext
@@ -72,8 +73,9 @@ class Harness:
         return archive_stream.lambda_handler({"Records": self.records()}, FakeLambdaContext())
 
     def sweep(self, now: int, **env: str) -> dict[str, int]:
-        self.env("SweeperFunction", **(FAST | {"SWEEP_GRACE_SECONDS": "0"} | env))
-        return sweeper.sweep(*wiring.sweeper_collaborators(), now=now)
+        for fn in ("SweeperFunction", "ArchiveWorkFunction"):
+            self.env(fn, **(FAST | {"SWEEP_GRACE_SECONDS": "0"} | env))
+        return sweep_and_archive(now=now)
 
     def item(self, params: dict[str, str]) -> dict[str, Any]:
         key = {"SessionUUID": {"S": params["SessionUUID"]}, "SequenceNumber": {"N": "2"}}

@@ -352,7 +352,15 @@ def test_archive_and_sweeper_environment(local: LocalResources) -> None:
     assert archive["MEDIA_ALLOW_LOOPBACK"] == "true"
     sweeper = function_environment("SweeperFunction", local)
     assert sweeper["SWEEP_GRACE_SECONDS"] == "600"
-    assert sweeper["SWEEP_MAX_ATTEMPTS"] == "8"
+    assert sweeper["ARCHIVE_WORK_QUEUE_URL"] == local.archive_work_queue_url
+    # The sweeper archives nothing itself: no bucket, key, secret or media settings.
+    assert not {"ARCHIVE_BUCKET_NAME", "AUTH_SECRET_ID", "MEDIA_ALLOWED_HOSTS"} & set(sweeper)
+    work = function_environment("ArchiveWorkFunction", local)
+    assert work["ARCHIVE_BUCKET_NAME"] == local.bucket_name
+    assert work["SWEEP_GRACE_SECONDS"] == "600"
+    assert work["SWEEP_MAX_ATTEMPTS"] == "8"
+    assert local.archive_work_queue_url.endswith("/local-ArchiveWorkQueue")
+    assert local.archive_work_dlq_url.endswith("/local-ArchiveWorkDeadLetterQueue")
     drain = function_environment("FallbackDrainFunction", local)
     assert drain["EVENTS_TABLE_NAME"] == local.table_name
     assert function_handler("ArchiveFunction") == (
@@ -371,6 +379,7 @@ def test_environment_is_valid_for_the_settings(
         ("FallbackDrainFunction", config.TableSettings),
         ("ArchiveFunction", config.ArchiveSettings),
         ("SweeperFunction", config.SweeperSettings),
+        ("ArchiveWorkFunction", config.ArchiveWorkSettings),
     ):
         for name, value in function_environment(logical_id, local).items():
             monkeypatch.setenv(name, value)

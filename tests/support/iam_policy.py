@@ -64,6 +64,8 @@ FAKE_RESOURCES = LocalResources(
     stack_name=STACK,
     index_table_name=f"{STACK}-IndexTable-1A2B3C4D",
     number_index_key_arn=f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/5678abcd-12ab-34cd-56ef-1234567890ab",
+    archive_work_queue_url=f"{_SQS}/{STACK}-ArchiveWorkQueue-1A2B3C4D",
+    archive_work_dlq_url=f"{_SQS}/{STACK}-ArchiveWorkDeadLetterQueue-1A2B3C4D",
 )
 LOG_STREAM = "2026/01/01/[$LATEST]0123456789abcdef0123456789abcdef"
 
@@ -130,6 +132,7 @@ _KMS_FOR_OPERATION: dict[tuple[str, str], tuple[str, ...]] = {
 # on-failure destinations: .../invocation-async-retain-records.html, the role needs
 # sqs:SendMessage).
 _STREAM_READ = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
+_SQS_BATCH_ACTIONS = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage"}
 _SQS_POLL = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 
 
@@ -483,7 +486,9 @@ def call_needs(stack: ResolvedStack, function: str, record: Mapping[str, Any]) -
         else:
             raise PolicyCheckError(f"{function}: dynamodb {operation}: no table or stream named")
     elif prefix == "sqs":
-        actions = [f"sqs:{operation}"]
+        # SendMessageBatch is authorised as sqs:SendMessage (API_SendMessageBatch.html); the
+        # Service Authorization Reference lists no action of its own.
+        actions = [f"sqs:{_SQS_BATCH_ACTIONS.get(operation, operation)}"]
         url = mapped("QueueUrl")
         resources = [_queue_arn(url)]
         logical = stack.logical_of(url)

@@ -494,11 +494,39 @@ def main(argv: list[str] | None = None) -> None:
         metavar="PATH:SIZE:SEED",
         help="serve a generated body of SIZE bytes at PATH",
     )
+    parser.add_argument(
+        "--tls-name",
+        default=None,
+        metavar="NAME",
+        help="serve HTTPS with a certificate for NAME from a new local CA (see --ca-file)",
+    )
+    parser.add_argument("--ca-file", default=None, metavar="PATH", help="write that CA's PEM")
+    parser.add_argument(
+        "--drip",
+        action="append",
+        default=[],
+        metavar="PATH:EVERY:CHUNK",
+        help="serve PATH (a --generated one) CHUNK bytes every EVERY seconds, every time",
+    )
     args = parser.parse_args(argv)
-    server = MediaServer(port=args.port)
+    drips: dict[str, list[Fault]] = {}
+    for spec in args.drip:
+        path, every, chunk = spec.rsplit(":", 2)
+        drips[path] = [Drip(float(every), int(chunk), times=None)]
+    tls = None
+    if args.tls_name:
+        from pathlib import Path
+
+        from tests.support.tls import LocalCA
+
+        ca = LocalCA()
+        tls = ca.server_context(args.tls_name)
+        if args.ca_file:
+            ca.ca.cert_pem.write_to_path(str(Path(args.ca_file)))
+    server = MediaServer(port=args.port, tls=tls)
     for spec in args.generated:
         path, size, seed = spec.rsplit(":", 2)
-        server.add(path, GeneratedBody(int(size), int(seed)))
+        server.add(path, GeneratedBody(int(size), int(seed)), faults=drips.get(path, []))
     server.start()
     print(server.base_url, flush=True)
     try:

@@ -13,13 +13,13 @@ from typing import Any
 import boto3
 import pytest
 
-from recording_archive.handlers import sweeper, wiring
+from recording_archive.handlers import wiring
 from recording_archive_cli.local.resources import DEFAULT_AUTH_ID, LocalResources
 from recording_archive_cli.main import main
 from recording_archive_cli.plivo_sim import session_callbacks
+from tests.support.archive_work import sweep_and_archive
 from tests.support.callback_flow import post_signed_callback
 from tests.support.fake_plivo_api import FakePlivoApi
-from tests.support.lambda_context import FakeLambdaContext
 from tests.support.media_server import MediaServer, wav_body
 from tests.support.moto_resources import TOKEN
 
@@ -70,15 +70,16 @@ class Stack:
         return session_uuid, rec, body.data
 
     def sweep(self) -> dict[str, int]:
-        self.function_env(
-            "SweeperFunction",
-            MEDIA_ALLOW_LOOPBACK="true",
-            MEDIA_RETRY_BUDGET_SECONDS="0.2",
-            SWEEP_GRACE_SECONDS="0",
-        )
+        """A sweep and the work it enqueued (tests/support/archive_work.py)."""
+        for fn in ("SweeperFunction", "ArchiveWorkFunction"):
+            self.function_env(
+                fn,
+                MEDIA_ALLOW_LOOPBACK="true",
+                MEDIA_RETRY_BUDGET_SECONDS="0.2",
+                SWEEP_GRACE_SECONDS="0",
+            )
         wiring.reset()
-        result: dict[str, int] = sweeper.lambda_handler({}, FakeLambdaContext())
-        return result
+        return sweep_and_archive()
 
     def cli(self, *argv: str, stdin: str | None = None) -> tuple[int, str, str]:
         self.capsys.readouterr()

@@ -62,9 +62,9 @@ def stubbed_tagging() -> tuple[Any, str]:
 
 def test_a_handlers_call_is_recorded_with_its_function_and_parameters(log: Path) -> None:
     s3, key = stubbed_tagging()
-    as_module("recording_archive.handlers.sweeper", tag_version)(s3, key)
+    as_module("recording_archive.handlers.archive_work", tag_version)(s3, key)
     (record,) = aws_call_log.read_records(str(log))
-    assert record["functions"] == ["SweeperFunction"]
+    assert record["functions"] == ["ArchiveWorkFunction"]
     assert (record["service"], record["iam_prefix"], record["operation"]) == (
         "s3",
         "s3",

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from recording_archive.config import ArchiveSettings, SweeperSettings
+from recording_archive.config import ArchiveSettings, ArchiveWorkSettings
 from recording_archive.handlers.wiring import media_policy
 from recording_archive_cli.local.stack import (
     ARCHIVE_ID,
+    ARCHIVE_WORK_ID,
     CALLBACK_ID,
     DRAIN_ID,
     FUNCTIONS,
@@ -68,7 +69,7 @@ def test_limits_out_of_range_are_refused(name: str, value: str) -> None:
 
 
 def test_ca_bundle_is_refused_outside_loopback_mode(pem: Path) -> None:
-    for cls in (ArchiveSettings, SweeperSettings):
+    for cls in (ArchiveSettings, ArchiveWorkSettings):
         with pytest.raises(ValidationError, match="MEDIA_CA_BUNDLE is for the local stack only"):
             cls.model_validate(REQUIRED | {"media_ca_bundle": str(pem)})
 
@@ -82,7 +83,7 @@ def test_ca_bundle_must_be_a_readable_file(tmp_path: Path) -> None:
 
 
 def test_ca_bundle_in_loopback_mode_reaches_the_policy(pem: Path) -> None:
-    settings = SweeperSettings.model_validate(
+    settings = ArchiveWorkSettings.model_validate(
         REQUIRED | {"media_allow_loopback": "true", "media_ca_bundle": str(pem)}
     )
     assert media_policy(settings).ca_bundle == str(pem)
@@ -139,12 +140,13 @@ def test_bundle_goes_to_the_downloading_functions_only(pem: Path) -> None:
     url = "http://127.0.0.1:3000/callbacks/recording"
     given = {fn: local_overrides(fn, url, media_ca_bundle=pem) for fn in FUNCTIONS}
     assert given[ARCHIVE_ID]["MEDIA_CA_BUNDLE"] == str(pem)
-    assert given[SWEEPER_ID]["MEDIA_CA_BUNDLE"] == str(pem)
+    assert given[ARCHIVE_WORK_ID]["MEDIA_CA_BUNDLE"] == str(pem)
+    assert "MEDIA_CA_BUNDLE" not in given[SWEEPER_ID]  # it downloads nothing any more
     assert "MEDIA_CA_BUNDLE" not in given[CALLBACK_ID]
     assert "MEDIA_CA_BUNDLE" not in given[DRAIN_ID]
     # Always with loopback mode, which the functions require for it.
     assert given[ARCHIVE_ID]["MEDIA_ALLOW_LOOPBACK"] == "true"
-    assert given[SWEEPER_ID]["MEDIA_ALLOW_LOOPBACK"] == "true"
+    assert given[ARCHIVE_WORK_ID]["MEDIA_ALLOW_LOOPBACK"] == "true"
     assert all("MEDIA_CA_BUNDLE" not in local_overrides(fn, url) for fn in FUNCTIONS)
 
 

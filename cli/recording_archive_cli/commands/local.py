@@ -108,7 +108,29 @@ def register(subparsers: Any) -> None:
         metavar="PORT",
         help=f"port of the recording console on 127.0.0.1 ({CONSOLE_PORT}); 0: no console",
     )
+    parser.add_argument(
+        "--parallelization-factor",
+        type=parallelization_factor_arg,
+        default=None,
+        metavar="N",
+        help=(
+            "ArchiveFunction's stream ParallelizationFactor (1-10: concurrent batches per "
+            "shard), instead of the template's"
+        ),
+    )
     parser.set_defaults(func=run)
+
+
+def parallelization_factor_arg(text: str) -> int:
+    from recording_archive_cli.local.event_sources import MAX_PARALLELIZATION_FACTOR
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_PARALLELIZATION_FACTOR:
+        raise argparse.ArgumentTypeError(f"expected 1 to {MAX_PARALLELIZATION_FACTOR}: {text!r}")
+    return value
 
 
 def console_port(text: str) -> int:
@@ -168,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
         extra_env=env_overrides(getattr(args, "env", None) or []),
         media_ca_bundle=getattr(args, "media_ca_bundle", None),
         demo=not args.no_demo,
+        parallelization_factor=getattr(args, "parallelization_factor", None),
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

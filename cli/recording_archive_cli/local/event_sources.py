@@ -27,9 +27,24 @@ moto keeps the table's stream and the queues but invokes nothing, so this module
 - `SchedulePoller`: SweeperFunction on a short interval (`--sweep-interval`) with an
   EventBridge "Scheduled Event", instead of the template's SweepSchedule.
 
-Each function runs in its own `LambdaWorker` process (see `lambda_worker`), with its own
-environment. What is not emulated: parallel shards of one mapping (one shard at a time),
-ParallelizationFactor, MaximumBatchingWindowInSeconds, tumbling windows, SQS batching windows.
+Concurrency, as Lambda scales a mapping:
+- ParallelizationFactor (the template's, or the stack's override): "the number of batches to
+  process from each shard concurrently", 1 to 10, with records of one key always processed in
+  order (https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html, "Concurrent reading of a
+  shard"). `process_shard_records` filters a read of the shard, splits it by partition key (the
+  table's HASH key, SessionUUID: stricter than the item-level order AWS documents for DynamoDB,
+  so nothing may rely on more) into up to that many lanes (a key always falls in the same
+  lane), and runs the lanes concurrently, each lane's batches one after another with the retry
+  rules above, so a failing batch holds back only the keys of its own lane. The shard's next
+  read waits until every lane of the previous one has finished: the shard's checkpoint is its
+  lowest unfinished record (Lambda keeps reading ahead meanwhile; locally the next read waits).
+- SQS MaximumConcurrency (ScalingConfig, https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html):
+  `QueuePoller(max_concurrency=N)` runs up to N receive-invoke-delete loops at once.
+- The invocations go to a `LambdaWorkerPool` (see `lambda_worker`) of that many execution
+  environments, each a process with the function's own environment.
+
+What is not emulated: parallel shards of one mapping (one shard at a time),
+MaximumBatchingWindowInSeconds, tumbling windows, SQS batching windows.
 
 Over 500 lines on purpose: the three mappings, their record shapes and the stream's retry rules
 are one contract (Lambda's event source mapping semantics) and read best side by side. Template
@@ -42,8 +57,10 @@ import json
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,6 +77,8 @@ SQS_MAX_BATCH = 10
 # Lambda's defaults when the template does not say (AWS::Lambda::EventSourceMapping).
 DEFAULT_STREAM_BATCH = 100
 DEFAULT_SQS_BATCH = 10
+# ParallelizationFactor's range (AWS::Lambda::EventSourceMapping: 1-10, default 1).
+MAX_PARALLELIZATION_FACTOR = 10
 
 
 # ------------------------------------------------------------------------------------------
@@ -76,13 +95,54 @@ class StreamMapping:
     max_record_age_seconds: int = -1
     report_batch_item_failures: bool = False
     filters: tuple[Mapping[str, Any], ...] = ()
+    parallelization_factor: int = 1
+    # The attribute records are split by across concurrent batches (the table's HASH key).
+    partition_key: str = ""
+
+
+def template_number(template: Mapping[str, Any], value: Any, what: str) -> int:
+    """A plain number, or `{"Ref": Parameter}` read as that parameter's Default."""
+    if isinstance(value, Mapping) and set(value) == {"Ref"}:
+        spec = (template.get("Parameters") or {}).get(value["Ref"])
+        if not isinstance(spec, Mapping) or "Default" not in spec:
+            raise TemplateError(f"{what}: Ref {value['Ref']!r} is not a parameter with a Default")
+        value = spec["Default"]
+    return template_int(value, what)
+
+
+def parallelization_factor(value: int, what: str = "ParallelizationFactor") -> int:
+    if not 1 <= value <= MAX_PARALLELIZATION_FACTOR:
+        raise TemplateError(f"{what} must be 1 to {MAX_PARALLELIZATION_FACTOR}, got {value}")
+    return value
+
+
+def _stream_table_hash_key(template: Mapping[str, Any], stream: Any) -> str:
+    """The HASH key attribute of the table whose stream `stream` (`!GetAtt T.StreamArn`) is."""
+    getatt = stream.get("Fn::GetAtt") if isinstance(stream, Mapping) else None
+    if not isinstance(getatt, list) or not getatt:
+        return ""
+    table = (template.get("Resources") or {}).get(getatt[0]) or {}
+    for key in (table.get("Properties") or {}).get("KeySchema") or []:
+        if isinstance(key, Mapping) and key.get("KeyType") == "HASH":
+            return str(key.get("AttributeName", ""))
+    return ""
 
 
 def stream_mapping(
-    template: Mapping[str, Any], logical_id: str, filters: Sequence[Mapping[str, Any]]
+    template: Mapping[str, Any],
+    logical_id: str,
+    filters: Sequence[Mapping[str, Any]],
+    *,
+    parallelization: int | None = None,
 ) -> StreamMapping:
+    """The mapping's settings; `parallelization` overrides the template's ParallelizationFactor."""
     props = function_event(template, logical_id, "DynamoDB")
     what = f"{logical_id} DynamoDB event"
+    factor = parallelization
+    if factor is None:
+        factor = template_number(
+            template, props.get("ParallelizationFactor", 1), f"{what} ParallelizationFactor"
+        )
     position = props.get("StartingPosition", "LATEST")
     if position not in ("TRIM_HORIZON", "LATEST"):
         raise TemplateError(f"{what} StartingPosition {position!r} is not supported locally")
@@ -97,12 +157,24 @@ def stream_mapping(
         report_batch_item_failures="ReportBatchItemFailures"
         in (props.get("FunctionResponseTypes") or []),
         filters=tuple(filters),
+        parallelization_factor=parallelization_factor(factor, f"{what} ParallelizationFactor"),
+        partition_key=_stream_table_hash_key(template, props.get("Stream")),
     )
 
 
 def sqs_batch_size(template: Mapping[str, Any], logical_id: str) -> int:
     props = function_event(template, logical_id, "SQS")
     return template_int(props.get("BatchSize", DEFAULT_SQS_BATCH), f"{logical_id} SQS BatchSize")
+
+
+def sqs_maximum_concurrency(template: Mapping[str, Any], logical_id: str) -> int | None:
+    """The SQS event's ScalingConfig MaximumConcurrency (a number or a parameter's Default);
+    None without one (Lambda then scales up to the account's concurrency)."""
+    props = function_event(template, logical_id, "SQS")
+    value = (props.get("ScalingConfig") or {}).get("MaximumConcurrency")
+    if value is None:
+        return None
+    return template_number(template, value, f"{logical_id} SQS MaximumConcurrency")
 
 
 # ------------------------------------------------------------------------------------------
@@ -330,6 +402,59 @@ def process_stream_records(
     return report
 
 
+def partition_lanes(
+    records: Sequence[dict[str, Any]], factor: int, key_name: str
+) -> list[list[dict[str, Any]]]:
+    """`records` split into at most `factor` lanes by the value of their partition key: a key
+    always falls in the same lane, and each lane keeps the records' shard order."""
+    if factor <= 1:
+        return [list(records)] if records else []
+    lanes: list[list[dict[str, Any]]] = [[] for _ in range(factor)]
+    for record in records:
+        keys = (record.get("dynamodb") or {}).get("Keys") or {}
+        value = keys.get(key_name) if key_name else keys
+        # A stable hash (not hash(): salted per process), as Lambda's batcher is per key.
+        lane = zlib.crc32(json.dumps(value, sort_keys=True).encode()) % factor
+        lanes[lane].append(record)
+    return [lane for lane in lanes if lane]
+
+
+def process_shard_records(
+    records: Sequence[dict[str, Any]],
+    mapping: StreamMapping,
+    invoke: Callable[[dict[str, Any]], Any],
+    give_up: Callable[[list[dict[str, Any]], str, int, str | None], None],
+    **timing: Any,
+) -> StreamReport:
+    """One read of a shard delivered with the mapping's ParallelizationFactor.
+
+    Filtered first (Lambda filters before batching), then split by partition key into up to
+    `parallelization_factor` lanes that run concurrently, each through `process_stream_records`
+    (its own batches, retries, bisection, age limit and on-failure records; `timing`: its
+    `wait`, `clock` and `log`). Returns when every lane has finished (the shard's checkpoint:
+    its lowest unfinished record).
+    """
+    passing = [r for r in records if event_matches_filters(r, mapping.filters)]
+    lanes = partition_lanes(passing, mapping.parallelization_factor, mapping.partition_key)
+    unfiltered = replace(mapping, filters=())
+    report = StreamReport(filtered_out=len(records) - len(passing))
+
+    def run(lane: list[dict[str, Any]]) -> StreamReport:
+        return process_stream_records(lane, unfiltered, invoke, give_up, **timing)
+
+    if len(lanes) <= 1:
+        reports = [run(lane) for lane in lanes]
+    else:
+        with ThreadPoolExecutor(len(lanes), thread_name_prefix="stream-lane") as pool:
+            reports = list(pool.map(run, lanes))
+    for lane_report in reports:
+        report.delivered.extend(lane_report.delivered)
+        report.given_up.extend(lane_report.given_up)
+        report.invocations += lane_report.invocations
+        report.stopped = report.stopped or lane_report.stopped
+    return report
+
+
 # ------------------------------------------------------------------------------------------
 # Pollers
 # ------------------------------------------------------------------------------------------
@@ -379,6 +504,9 @@ class StreamPoller(_Poller):
         self.function_arn = function_arn
         self.on_delivered = on_delivered
         self.iterators: dict[str, str | None] = {}
+        # Set: the mapping is disabled (records wait in the stream, as with an event source
+        # mapping's Enabled: false), e.g. while a benchmark writes its burst.
+        self.held = threading.Event()
 
     def _refresh_shards(self) -> None:
         description = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
@@ -437,7 +565,7 @@ class StreamPoller(_Poller):
                     lambda_stream_record(r, region=self.region, stream_arn=self.stream_arn)
                     for r in raw
                 ]
-                report = process_stream_records(
+                report = process_shard_records(
                     records,
                     self.mapping,
                     self.invoke,
@@ -455,6 +583,9 @@ class StreamPoller(_Poller):
     def run(self) -> None:
         next_refresh = 0.0
         while not self.stop_event.is_set():
+            if self.held.is_set():
+                self.stop_event.wait(POLL_SECONDS)
+                continue
             refresh = time.monotonic() >= next_refresh
             if refresh:
                 next_refresh = time.monotonic() + SHARD_REFRESH_SECONDS
@@ -474,6 +605,9 @@ class QueuePoller(_Poller):
         invoke: Callable[[dict[str, Any]], Any],
         stop: threading.Event,
         say: Callable[[str], None],
+        max_concurrency: int = 1,
+        what: str = "fallback drain",
+        done: str = "fallback drained {count} message(s) into the table",
     ) -> None:
         super().__init__("queue-poller", stop, say)
         self.sqs = session.client("sqs", endpoint_url=endpoint_url)
@@ -482,6 +616,11 @@ class QueuePoller(_Poller):
         self.batch_size = max(1, min(SQS_MAX_BATCH, batch_size))
         self.invoke = invoke
         self.queue_arn = ""
+        # ScalingConfig MaximumConcurrency: this many batches in flight at once, each loop
+        # receiving, invoking and deleting on its own (`invoke` should reach as many workers).
+        self.max_concurrency = max(1, max_concurrency)
+        self.what = what  # the log lines' words: which mapping, and what a success did
+        self.done = done
 
     def poll_once(self, wait_seconds: int = 1) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -509,7 +648,7 @@ class QueuePoller(_Poller):
             try:
                 result = self.invoke({"Records": records})
             except (FunctionError, WorkerError) as exc:
-                self.say(f"fallback drain failed, {len(records)} message(s) stay queued: {exc}")
+                self.say(f"{self.what} failed, {len(records)} message(s) stay queued: {exc}")
                 return len(records)
             failed = set()
             if isinstance(result, Mapping):
@@ -528,7 +667,7 @@ class QueuePoller(_Poller):
                     ],
                 )
             self.say(
-                f"fallback drained {len(done)} message(s) into the table"
+                self.done.format(count=len(done))
                 + (f", {len(failed)} failed (retried by SQS)" if failed else "")
             )
             self.ok()
@@ -538,9 +677,20 @@ class QueuePoller(_Poller):
             self.stop_event.wait(1.0)
             return 0
 
-    def run(self) -> None:
+    def _loop(self) -> None:
         while not self.stop_event.is_set():
             self.poll_once()
+
+    def run(self) -> None:
+        others = [
+            threading.Thread(target=self._loop, name=f"{self.name}-{i}", daemon=True)
+            for i in range(1, self.max_concurrency)
+        ]
+        for thread in others:
+            thread.start()
+        self._loop()
+        for thread in others:
+            thread.join()
 
 
 class SchedulePoller(_Poller):

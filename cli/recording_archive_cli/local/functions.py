@@ -21,6 +21,8 @@ from recording_archive_cli.local.intrinsics import (
 )
 from recording_archive_cli.local.resources import (
     ARCHIVE_FAILURE_QUEUE_ID,
+    ARCHIVE_WORK_DLQ_ID,
+    ARCHIVE_WORK_QUEUE_ID,
     BUCKET_ID,
     FALLBACK_DLQ_ID,
     FALLBACK_QUEUE_ID,
@@ -130,6 +132,12 @@ def resolver_for(
             SECRET_ID: Physical(resources.secret_arn, {"Id": resources.secret_arn}),
         }
     )
+    for queue_id, url in (
+        (ARCHIVE_WORK_QUEUE_ID, resources.archive_work_queue_url),
+        (ARCHIVE_WORK_DLQ_ID, resources.archive_work_dlq_url),
+    ):
+        if url:
+            resolver.resources[queue_id] = _queue_physical(resources, url)
     if resources.index_table_name:
         resolver.resources[INDEX_TABLE_ID] = Physical(
             resources.index_table_name, {"Arn": resources.index_table_arn}

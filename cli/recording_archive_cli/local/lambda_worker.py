@@ -22,7 +22,10 @@ Protocol (child side, `python -m recording_archive_cli.local.lambda_worker --han
 Parent side: `LambdaWorker` starts the child, invokes it one event at a time (a lock; one
 execution environment handles one invocation at a time, as in Lambda), enforces the function's
 Timeout by killing the child (the next invocation starts a fresh one: a new cold start, as
-Lambda does after a timeout), and restarts a child that died.
+Lambda does after a timeout), and restarts a child that died. `LambdaWorkerPool` is a function's
+concurrency: up to `size` such environments, each started (cold) the first time the concurrent
+invocations need it and reused warm after, as Lambda scales a function's environments with its
+concurrent invocations (https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html).
 """
 
 from __future__ import annotations
@@ -335,6 +338,86 @@ class LambdaWorker:
         if proc.stdout is not None:
             proc.stdout.close()
         self._proc = None
+
+
+class LambdaWorkerPool:
+    """Up to `size` execution environments of one function (`LambdaWorker`s with the same
+    settings), so that up to `size` invocations run at once; more wait for a free one, as an
+    event source mapping's concurrent batches do for its concurrency limit.
+
+    `start` starts the first environment only; the others start on demand (a cold start each).
+    An environment that timed out or died is restarted by its own `LambdaWorker`.
+    """
+
+    def __init__(self, size: int, make: Callable[[int], LambdaWorker]) -> None:
+        if size < 1:
+            raise ValueError("a worker pool needs at least one worker")
+        self.size = size
+        self._make = make
+        self._workers: list[LambdaWorker] = []
+        self._idle: list[LambdaWorker] = []
+        self._free = threading.Condition()
+        self._busy = 0
+        self._closed = False
+        # The most invocations seen running at the same time (the bench and tests read it).
+        self.peak_concurrency = 0
+
+    @property
+    def logical_id(self) -> str:
+        return self._workers[0].logical_id if self._workers else ""
+
+    @property
+    def pid(self) -> int | None:
+        return self._workers[0].pid if self._workers else None
+
+    @property
+    def pids(self) -> list[int]:
+        return [pid for worker in self._workers for pid in worker.pids]
+
+    def start(self) -> None:
+        worker = self._acquire()
+        try:
+            worker.start()
+        finally:
+            self._release(worker)
+
+    def _acquire(self) -> LambdaWorker:
+        with self._free:
+            while not self._idle and len(self._workers) >= self.size and not self._closed:
+                self._free.wait()
+            if self._closed:
+                raise WorkerError("worker pool: stopped")
+            if self._idle:
+                worker = self._idle.pop()
+            else:
+                worker = self._make(len(self._workers))
+                self._workers.append(worker)
+            self._busy += 1
+            self.peak_concurrency = max(self.peak_concurrency, self._busy)
+            return worker
+
+    def _release(self, worker: LambdaWorker) -> None:
+        with self._free:
+            self._busy -= 1
+            # The most recently used environment is reused first: it is the warmest.
+            self._idle.append(worker)
+            self._free.notify()
+
+    def invoke(self, event: Any, *, request_id: str | None = None) -> Any:
+        """`LambdaWorker.invoke` on a free environment (waiting for one when all are busy)."""
+        worker = self._acquire()
+        try:
+            return worker.invoke(event, request_id=request_id)
+        finally:
+            self._release(worker)
+
+    def stop(self, grace_seconds: float = 3.0) -> None:
+        with self._free:
+            self._closed = True
+            self._free.notify_all()
+            workers = list(self._workers)
+        for worker in workers:
+            worker.stop(grace_seconds)
 
 
 if __name__ == "__main__":

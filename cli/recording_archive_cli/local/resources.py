@@ -62,6 +62,8 @@ KEY_ID = "DataKey"
 FALLBACK_QUEUE_ID = "FallbackQueue"
 FALLBACK_DLQ_ID = "FallbackDeadLetterQueue"
 ARCHIVE_FAILURE_QUEUE_ID = "ArchiveFailureQueue"
+ARCHIVE_WORK_QUEUE_ID = "ArchiveWorkQueue"
+ARCHIVE_WORK_DLQ_ID = "ArchiveWorkDeadLetterQueue"
 SECRET_ID = "AuthSecret"  # noqa: S105 - a logical id, not a secret
 INDEX_TABLE_ID = "IndexTable"
 NUMBER_INDEX_KEY_ID = "NumberIndexKey"
@@ -89,6 +91,9 @@ class LocalResources:
     # The queue `local-LifecycleEvents` that the rule `local-lifecycle-events` fills with every
     # lifecycle event on the bus (empty: a template without EventBusName).
     lifecycle_events_queue_url: str = ""
+    # The sweeper's archive work queue and its dead-letter queue (empty: a template without).
+    archive_work_queue_url: str = ""
+    archive_work_dlq_url: str = ""
 
     @property
     def index_table_arn(self) -> str:
@@ -672,5 +677,13 @@ def create_local_resources(
             created(NUMBER_INDEX_KEY_ID).attributes["Arn"]
             if NUMBER_INDEX_KEY_ID in resolver.resources
             else ""
+        ),
+        archive_work_queue_url=(
+            created(ARCHIVE_WORK_QUEUE_ID).ref
+            if ARCHIVE_WORK_QUEUE_ID in resolver.resources
+            else ""
+        ),
+        archive_work_dlq_url=(
+            created(ARCHIVE_WORK_DLQ_ID).ref if ARCHIVE_WORK_DLQ_ID in resolver.resources else ""
         ),
     )

@@ -4,15 +4,16 @@ options and signal handling: `recording_archive_cli.commands.local`).
 1. moto_server, a separate process on 127.0.0.1:`--aws-port` (default 4566), is the local AWS;
 2. the template's table (key schema, GSIs, stream), bucket, KMS key, queues and auth secret are
    created in it from `template.yaml` itself (`resources`);
-3. the four functions run their real handlers, each in its own process with its own environment
+3. the five functions run their real handlers, each in its own process with its own environment
    (`lambda_worker`): the template's variables resolved to the local resources, plus
    AWS_ENDPOINT_URL (the moto endpoint), dummy credentials, the region,
    PUBLIC_CALLBACK_URL=http://127.0.0.1:{port}/callbacks/recording and MEDIA_ALLOW_LOOPBACK=true
-   (loopback media hosts are allowed in this local mode only), MEDIA_CA_BUNDLE for the archiver
-   and the sweeper when `--media-ca-bundle` is given or the demo runs (`tls`);
+   (loopback media hosts are allowed in this local mode only), MEDIA_CA_BUNDLE for the two
+   archivers (stream, work queue) when `--media-ca-bundle` is given or the demo runs (`tls`);
    POWERTOOLS_LOG_LEVEL=WARNING and no EMF metric output unless `--verbose`;
 4. the callback API listens on 127.0.0.1:`--port` (default 3000, `http_api`);
-5. the stream, the fallback queue and a short sweep schedule drive the other functions
+5. the stream, the fallback queue, a short sweep schedule and the sweep's work queue drive the
+   other functions
    (`event_sources`);
 6. unless `--no-demo`, the demo plays one session (`demo`).
 
@@ -51,7 +52,8 @@ CALLBACK_ID = "CallbackFunction"
 ARCHIVE_ID = "ArchiveFunction"
 DRAIN_ID = "FallbackDrainFunction"
 SWEEPER_ID = "SweeperFunction"
-FUNCTIONS = (CALLBACK_ID, ARCHIVE_ID, DRAIN_ID, SWEEPER_ID)
+ARCHIVE_WORK_ID = "ArchiveWorkFunction"
+FUNCTIONS = (CALLBACK_ID, ARCHIVE_ID, DRAIN_ID, SWEEPER_ID, ARCHIVE_WORK_ID)
 
 
 class Console:
@@ -115,9 +117,9 @@ def local_overrides(
     overrides: dict[str, str] = {}
     if logical_id == CALLBACK_ID:
         overrides["PUBLIC_CALLBACK_URL"] = callback_url
-    if logical_id in (CALLBACK_ID, ARCHIVE_ID, SWEEPER_ID):
+    if logical_id in (CALLBACK_ID, ARCHIVE_ID, ARCHIVE_WORK_ID):
         overrides["MEDIA_ALLOW_LOOPBACK"] = "true"
-    if media_ca_bundle is not None and logical_id in (ARCHIVE_ID, SWEEPER_ID):
+    if media_ca_bundle is not None and logical_id in (ARCHIVE_ID, ARCHIVE_WORK_ID):
         overrides["MEDIA_CA_BUNDLE"] = str(media_ca_bundle)  # the functions that download
     return overrides
 
@@ -142,6 +144,9 @@ class LocalStack:
     # `--media-ca-bundle`; and whether the demo (HTTPS media, its own CA) will run.
     media_ca_bundle: Path | None = None
     demo: bool = False
+    # `--parallelization-factor`: the stream mapping's ParallelizationFactor instead of the
+    # template's (the bench compares 1 with the default); None: the template's.
+    parallelization_factor: int | None = None
 
     def __post_init__(self) -> None:
         self.moto: MotoProcess | None = None
@@ -151,6 +156,7 @@ class LocalStack:
         self.resources: Any = None
         self.session: Any = None
         self.media_trust = MediaTrust()
+        self.stream_mapping: Any = None
 
     @property
     def callback_url(self) -> str:
@@ -190,6 +196,7 @@ class LocalStack:
             return
         self._create_resources()
         self.media_trust = MediaTrust.prepare(self.media_ca_bundle, demo=self.demo)
+        self.stream_mapping = self._stream_mapping(template)
         self._start_workers(template)
         if self.stop_event.is_set():
             return
@@ -225,6 +232,34 @@ class LocalStack:
         r = self.resources
         return f"arn:aws:lambda:{r.region}:{r.account_id}:function:{STACK_NAME}-{logical_id}"
 
+    def _stream_mapping(self, template: dict[str, Any]) -> Any:
+        from recording_archive_cli.local.event_sources import stream_mapping
+        from recording_archive_cli.local.filters import stream_filter_patterns
+        from recording_archive_cli.local.template import TemplateError
+
+        try:
+            return stream_mapping(
+                template,
+                ARCHIVE_ID,
+                stream_filter_patterns(ARCHIVE_ID, self.template),
+                parallelization=self.parallelization_factor,
+            )
+        except TemplateError as exc:
+            raise CLIError(str(exc)) from None
+
+    def _concurrency(self, logical_id: str) -> int:
+        """Execution environments a function needs locally: one per concurrent batch of its
+        event source (the stream's ParallelizationFactor, one shard read at a time)."""
+        from recording_archive_cli.local.event_sources import sqs_maximum_concurrency
+        from recording_archive_cli.local.template import load_template
+
+        if logical_id == ARCHIVE_ID:
+            return int(self.stream_mapping.parallelization_factor)
+        if logical_id == ARCHIVE_WORK_ID:
+            # The SQS event source's ScalingConfig MaximumConcurrency (ArchiveWorkConcurrency).
+            return sqs_maximum_concurrency(load_template(self.template), logical_id) or 1
+        return 1
+
     def _start_workers(self, template: dict[str, Any]) -> None:
         from recording_archive_cli.local.functions import (
             function_environment,
@@ -232,7 +267,11 @@ class LocalStack:
             function_setting,
         )
         from recording_archive_cli.local.intrinsics import LocalResourceError
-        from recording_archive_cli.local.lambda_worker import LambdaWorker, WorkerError
+        from recording_archive_cli.local.lambda_worker import (
+            LambdaWorker,
+            LambdaWorkerPool,
+            WorkerError,
+        )
 
         for logical_id in FUNCTIONS:
             name = f"{STACK_NAME}-{logical_id}"
@@ -260,16 +299,24 @@ class LocalStack:
             if not self.verbose:
                 full_env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
             full_env.update(self.extra_env.get(logical_id, {}))
-            self.workers[logical_id] = LambdaWorker(
-                logical_id,
-                handler,
-                full_env,
-                timeout_seconds=function_setting(template, logical_id, "Timeout", 3),
-                memory_mb=memory,
-                function_name=name,
-                function_arn=self._function_arn(logical_id),
-                show_line=None if self.verbose else _not_metrics,
-            )
+
+            settings: dict[str, Any] = {
+                "timeout_seconds": function_setting(template, logical_id, "Timeout", 3),
+                "memory_mb": memory,
+                "function_name": name,
+                "function_arn": self._function_arn(logical_id),
+                "show_line": None if self.verbose else _not_metrics,
+            }
+
+            def make(
+                _index: int,
+                args: tuple[str, str, dict[str, str]] = (logical_id, handler, full_env),
+                settings: dict[str, Any] = settings,
+            ) -> LambdaWorker:
+                return LambdaWorker(*args, **settings)
+
+            size = self._concurrency(logical_id)
+            self.workers[logical_id] = make(0) if size == 1 else LambdaWorkerPool(size, make)
         # Start the four cold starts in parallel.
         errors: list[str] = []
 
@@ -293,14 +340,10 @@ class LocalStack:
             SchedulePoller,
             StreamPoller,
             sqs_batch_size,
-            stream_mapping,
         )
-        from recording_archive_cli.local.filters import stream_filter_patterns
 
         r = self.resources
-        mapping = stream_mapping(
-            template, ARCHIVE_ID, stream_filter_patterns(ARCHIVE_ID, self.template)
-        )
+        mapping = self.stream_mapping
         # What every poller gets: the local endpoint, and the stack's stop event and console.
         aws: dict[str, Any] = {"session": self.session, "endpoint_url": r.endpoint_url}
         shared: dict[str, Any] = {
@@ -332,6 +375,17 @@ class LocalStack:
                 account_id=r.account_id,
                 rule_arn=f"arn:aws:events:{r.region}:{r.account_id}:rule/{STACK_NAME}-Sweep",
                 invoke=self.workers[SWEEPER_ID].invoke,
+            ),
+            # The sweeper's work queue -> ArchiveWorkFunction.
+            QueuePoller(
+                **aws,
+                **shared,
+                queue_url=r.archive_work_queue_url,
+                batch_size=sqs_batch_size(template, ARCHIVE_WORK_ID),
+                invoke=self.workers[ARCHIVE_WORK_ID].invoke,
+                max_concurrency=self._concurrency(ARCHIVE_WORK_ID),
+                what="archive work",
+                done="archive work: {count} message(s) processed",
             ),
         ]
         for poller in self.pollers:
@@ -412,6 +466,7 @@ class LocalStack:
             "fallback_queue_url": r.fallback_queue_url,
             "fallback_dlq_url": r.fallback_dlq_url,
             "archive_failure_queue_url": r.archive_failure_queue_url,
+            "archive_work_queue_url": r.archive_work_queue_url,
             # Where the local rule `local-lifecycle-events` forwards the lifecycle events.
             "lifecycle_events_queue_url": r.lifecycle_events_queue_url,
             "secret_arn": r.secret_arn,

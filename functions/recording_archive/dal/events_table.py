@@ -229,6 +229,7 @@ class RecordingEventStore:
             "#due": f.ARCHIVE_DUE_AT,
             "#lease": ARCHIVE_LEASE_UNTIL,
             "#tok": ARCHIVE_CLAIM_TOKEN,
+            "#enq": f.ARCHIVE_ENQUEUED_UNTIL,
         }
         if version_id:
             sets += ", #v = :version"
@@ -236,7 +237,7 @@ class RecordingEventStore:
             values[":version"] = {"S": version_id}
         return None is not self._update(
             Key=self._key(session_uuid, sequence_number),
-            UpdateExpression=f"SET {sets} REMOVE #q, #due, #lease, #tok",
+            UpdateExpression=f"SET {sets} REMOVE #q, #due, #lease, #tok, #enq",
             ConditionExpression="attribute_exists(#pk) AND #st <> :archived",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
@@ -271,6 +272,7 @@ class RecordingEventStore:
             "#n": f.ARCHIVE_ATTEMPTS,
             "#lease": ARCHIVE_LEASE_UNTIL,
             "#tok": ARCHIVE_CLAIM_TOKEN,
+            "#enq": f.ARCHIVE_ENQUEUED_UNTIL,
         }
         values: dict[str, Any] = {
             ":archived": {"S": f.ArchiveStatus.ARCHIVED.value},
@@ -292,7 +294,12 @@ class RecordingEventStore:
             values[":due_by"] = {"N": str(due_by)}
         resp = self._update(
             Key=self._key(session_uuid, sequence_number),
-            UpdateExpression="SET #lease = :lease, #tok = :tok, #due = :lease ADD #n :one",
+            # The sweep's enqueue mark has served (its message was taken): from here the lease
+            # keeps the item from the sweeper, and once it runs out (the worker died) the next
+            # sweep enqueues the item again.
+            UpdateExpression=(
+                "SET #lease = :lease, #tok = :tok, #due = :lease REMOVE #enq ADD #n :one"
+            ),
             ConditionExpression=" AND ".join(conditions),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
@@ -377,6 +384,7 @@ class RecordingEventStore:
             "#q": f.ARCHIVE_QUEUE,
             "#due": f.ARCHIVE_DUE_AT,
             "#err": f.ARCHIVE_LAST_ERROR,
+            "#enq": f.ARCHIVE_ENQUEUED_UNTIL,
         }
         values: dict[str, Any] = {
             ":state": {"S": state.value},
@@ -384,14 +392,16 @@ class RecordingEventStore:
             ":due": {"N": str(next_due_at)},
             ":err": {"S": error[:500]},
         }
+        # The outcome is reported: a sweep's enqueue mark goes too, so the next enqueue follows
+        # the item's backoff (`next_due_at`), not the mark's hold.
         update = "SET #st = :state, #q = :state, #due = :due, #err = :err"
         condition = "attribute_exists(#pk) AND #st <> :archived"
         if claim_token is None and lease_free_at is None:
-            update += " ADD #n :one"
+            update += " REMOVE #enq ADD #n :one"
             names["#n"] = f.ARCHIVE_ATTEMPTS
             values[":one"] = {"N": "1"}
         else:
-            update += " REMOVE #lease, #tok"
+            update += " REMOVE #enq, #lease, #tok"
             names |= {"#lease": ARCHIVE_LEASE_UNTIL, "#tok": ARCHIVE_CLAIM_TOKEN}
             if claim_token is not None:
                 condition += " AND #tok = :tok"
@@ -431,25 +441,38 @@ class RecordingEventStore:
         )
 
     def archive_queue(
-        self, state: f.ArchiveStatus, *, due_before: int | None = None, limit: int = 100
+        self,
+        state: f.ArchiveStatus,
+        *,
+        due_before: int | None = None,
+        limit: int | None = 100,
+        not_enqueued_at: int | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Items waiting in the PENDING or FAILED queue (ArchiveQueueIndex), oldest due first."""
+        """Items waiting in the PENDING or FAILED queue (ArchiveQueueIndex), oldest due first,
+        page after page (`limit` None: the whole queue). `not_enqueued_at` (epoch seconds) leaves
+        out the items a sweep's message still stands for then (`mark_enqueued`)."""
         cond = "#q = :state"
+        names = {"#q": f.ARCHIVE_QUEUE}
         values: dict[str, Any] = {":state": {"S": state.value}}
         if due_before is not None:
             cond += " AND #due <= :due"
+            names["#due"] = f.ARCHIVE_DUE_AT
             values[":due"] = {"N": str(due_before)}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": f.ARCHIVE_QUEUE_INDEX,
             "KeyConditionExpression": cond,
-            "ExpressionAttributeNames": {
-                "#q": f.ARCHIVE_QUEUE,
-                **({"#due": f.ARCHIVE_DUE_AT} if due_before is not None else {}),
-            },
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
-            "Limit": min(limit, 100),
+            "Limit": 100 if limit is None else min(limit, 100),
         }
+        if not_enqueued_at is not None:
+            # A filter, applied after the read: it saves the sweep a refused conditional write
+            # per item already on the work queue, not the read (the index projects every
+            # attribute, so the mark is there to filter on).
+            kwargs["FilterExpression"] = "attribute_not_exists(#enq) OR #enq <= :enq_now"
+            names["#enq"] = f.ARCHIVE_ENQUEUED_UNTIL
+            values[":enq_now"] = {"N": str(not_enqueued_at)}
         seen = 0
         while True:
             try:
@@ -459,9 +482,50 @@ class RecordingEventStore:
             for typed in resp.get("Items", []):
                 yield deserialize_item(typed)
                 seen += 1
-                if seen >= limit:
+                if limit is not None and seen >= limit:
                     return
             last = resp.get("LastEvaluatedKey")
             if not last:
                 return
             kwargs["ExclusiveStartKey"] = last
+
+    # --- the archive work queue -------------------------------------------------------------
+    def mark_enqueued(
+        self, session_uuid: str, sequence_number: int, *, now: int, until: int, due_before: int
+    ) -> bool:
+        """Take the right to put the item on the archive work queue until `until`: granted only
+        if it is still PENDING, due by `due_before`, and no other sweep's mark holds it (absent,
+        or `<= now`). DynamoDB evaluates the condition and the update atomically, so of two
+        overlapping sweeps one enqueues the item:
+        https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html
+        """
+        return None is not self._update(
+            Key=self._key(session_uuid, sequence_number),
+            UpdateExpression="SET #enq = :until",
+            ConditionExpression=(
+                "#q = :pending AND #due <= :due_before "
+                "AND (attribute_not_exists(#enq) OR #enq <= :now)"
+            ),
+            ExpressionAttributeNames={
+                "#q": f.ARCHIVE_QUEUE,
+                "#due": f.ARCHIVE_DUE_AT,
+                "#enq": f.ARCHIVE_ENQUEUED_UNTIL,
+            },
+            ExpressionAttributeValues={
+                ":pending": {"S": f.ArchiveStatus.PENDING.value},
+                ":due_before": {"N": str(due_before)},
+                ":now": {"N": str(now)},
+                ":until": {"N": str(until)},
+            },
+        )
+
+    def release_enqueued(self, session_uuid: str, sequence_number: int, *, until: int) -> bool:
+        """Give back a mark whose message could not be sent (only the mark this sweep wrote):
+        the next sweep enqueues the item again."""
+        return None is not self._update(
+            Key=self._key(session_uuid, sequence_number),
+            UpdateExpression="REMOVE #enq",
+            ConditionExpression="#enq = :until",
+            ExpressionAttributeNames={"#enq": f.ARCHIVE_ENQUEUED_UNTIL},
+            ExpressionAttributeValues={":until": {"N": str(until)}},
+        )

@@ -3,8 +3,9 @@
 Built lazily and once per execution environment (never at import time): settings (config.py),
 AWS clients (dal/aws.py), the secret's cached value (Powertools Parameters) and the
 collaborators below. Handlers take optional collaborator arguments for tests and default to
-these factories; the callback route, which the resolver calls without arguments, reads
-`callback_dependencies()` (tests set theirs with `set_callback_dependencies`).
+these factories; the callback route (`recording_callback.receive_callback`, called with the
+request only) reads `callback_dependencies()` (tests set theirs with
+`set_callback_dependencies`).
 
 `reset()` forgets everything cached here and below (settings, clients, the secret's value,
 collaborators): tests call it after changing the environment or an endpoint, instead of
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from recording_archive import config
 from recording_archive.config import (
     ArchiveSettings,
+    ArchiveWorkSettings,
     CallbackSettings,
     ReconcileSettings,
     SweeperSettings,
@@ -51,13 +53,17 @@ if TYPE_CHECKING:
     from recording_archive.dal.media import MediaPolicy
     from recording_archive.dal.plivo_api import PlivoApi
     from recording_archive.dal.session_index import SessionIndex
-    from recording_archive.logic.archive_recording import Archiver
+    from recording_archive.dal.work_queue import ArchiveWorkQueue
+    from recording_archive.logic.archive_recording import Archiver, LifecycleNotices
 
 __all__ = [
     "ArchiveTarget",
+    "ArchiveWorkCollaborators",
     "CallbackDependencies",
     "PlivoCredentials",
+    "SweeperCollaborators",
     "archive_index",
+    "archive_work_collaborators",
     "archiver",
     "assemble_archiver",
     "build_archiver",
@@ -295,12 +301,48 @@ def archiver() -> Archiver:
     return build_archiver(config.archive_settings())
 
 
+@dataclass(frozen=True)
+class SweeperCollaborators:
+    settings: SweeperSettings
+    items: RecordingEventStore
+    queue: ArchiveWorkQueue
+    notices: LifecycleNotices
+
+
 @cache
-def sweeper_collaborators() -> tuple[SweeperSettings, RecordingEventStore, Archiver]:
-    """SweeperFunction's settings, table and archiver (at most SWEEP_MAX_ATTEMPTS attempts)."""
+def sweeper_collaborators() -> SweeperCollaborators:
+    """SweeperFunction's settings, table, work queue and lifecycle notices (it archives nothing:
+    no S3, media or secret)."""
+    from recording_archive.dal.work_queue import ArchiveWorkQueue
+    from recording_archive.logic.archive_recording import LifecycleNotices
+
     settings = config.sweeper_settings()
     store = event_store(aws.dynamodb_client(), settings.events_table_name)
-    return settings, store, build_archiver(settings, max_attempts=settings.sweep_max_attempts)
+    return SweeperCollaborators(
+        settings=settings,
+        items=store,
+        queue=ArchiveWorkQueue(aws.sqs_client, settings.archive_work_queue_url),
+        notices=LifecycleNotices(store, lifecycle_events(settings.event_bus_name)),
+    )
+
+
+@dataclass(frozen=True)
+class ArchiveWorkCollaborators:
+    settings: ArchiveWorkSettings
+    items: RecordingEventStore
+    archiver: Archiver
+
+
+@cache
+def archive_work_collaborators() -> ArchiveWorkCollaborators:
+    """ArchiveWorkFunction's settings, table and archiver (at most SWEEP_MAX_ATTEMPTS attempts,
+    as the sweeper's were)."""
+    settings = config.archive_work_settings()
+    return ArchiveWorkCollaborators(
+        settings=settings,
+        items=event_store(aws.dynamodb_client(), settings.events_table_name),
+        archiver=build_archiver(settings, max_attempts=settings.sweep_max_attempts),
+    )
 
 
 @cache
@@ -321,6 +363,7 @@ def reset() -> None:
         session_index,
         archiver,
         sweeper_collaborators,
+        archive_work_collaborators,
         reconcile_collaborators,
     ):
         fn.cache_clear()
@@ -330,6 +373,7 @@ def reset() -> None:
         config.table_settings,
         config.archive_settings,
         config.sweeper_settings,
+        config.archive_work_settings,
         config.reconcile_settings,
     ):
         settings.cache_clear()

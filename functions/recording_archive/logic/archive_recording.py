@@ -59,7 +59,13 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from recording_archive.logic.ports import ClaimIndex, LifecyclePublisher, Media, Recordings
+from recording_archive.logic.ports import (
+    ClaimIndex,
+    FailureRecorder,
+    LifecyclePublisher,
+    Media,
+    Recordings,
+)
 from recording_archive.models import item as f
 from recording_archive.models.archive import (
     ArchiveTarget,
@@ -139,6 +145,7 @@ class ArchiveJob:
     duration: str
     start_time: str
     end_time: str
+    received_at: str = ""  # when the Completed event was received (ISO): ArchiveLagSeconds
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> ArchiveJob:
@@ -166,6 +173,7 @@ class ArchiveJob:
             duration="" if duration is None else format(Decimal(duration), "f"),
             start_time=str(item.get(f.RECORDING_START_TIME) or ""),
             end_time=str(item.get(f.RECORDING_END_TIME) or ""),
+            received_at=str(item.get(f.RECEIVED_AT) or ""),
         )
 
     @property
@@ -217,6 +225,18 @@ def archived_detail(job: ArchiveJob, stored: StoredObject) -> dict[str, Any]:
     }
 
 
+def archive_lag_seconds(received_at: str, archived_at: datetime) -> float | None:
+    """Seconds from the Completed event's receipt to its recording's ARCHIVED; None when the
+    receive time is missing or unreadable (not expected: every stored event has ReceivedAt)."""
+    try:
+        received = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if received.tzinfo is None:
+        received = received.replace(tzinfo=UTC)
+    return max(0.0, (archived_at - received).total_seconds())
+
+
 class ArchiveOutcome(StrEnum):
     ARCHIVED = "archived"
     ALREADY_ARCHIVED = "already_archived"
@@ -230,6 +250,84 @@ def backoff_seconds(attempts: int, *, base: int = 60, cap: int = 6 * 3600) -> in
     """Exponential backoff with jitter between sweeps: about 1, 2, 4 ... minutes, at most 6 h."""
     ceiling = min(cap, base * 2 ** max(0, attempts - 1))
     return int(ceiling / 2 + _jitter.uniform(0, ceiling / 2))
+
+
+class LifecycleNotices:
+    """RecordingFailed / RecordingArchived publishing (failures counted in LifecycleEventsFailed),
+    and FAILED for a completed event that can never be archived: what the Archiver and the
+    sweeper (which archives nothing itself) share."""
+
+    def __init__(
+        self,
+        index: FailureRecorder,
+        events: LifecyclePublisher | None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._index = index
+        self._events = events
+        self._now = now or (lambda: datetime.now(UTC))
+
+    def fail_not_archivable(self, item: Mapping[str, Any], reason: str, *, now: int) -> None:
+        """A completed event that can never be archived (NotArchivableError: no recording id or
+        URL, an unknown format): FAILED, RecordingFailed published first. Raises
+        LifecycleEventsUnavailableError with nothing recorded (the next sweep tries again)."""
+        event = f.EventItem.from_item(item)
+        log = {"session_uuid": event.session_uuid, "sequence_number": event.sequence_number}
+        self.announce_failed(
+            event.session_uuid,
+            event.sequence_number,
+            event.recording_uuid,
+            reason="NotArchivable",
+            attempts=event.archive_attempts,
+            log=log,
+        )
+        self._index.record_failure(
+            event.session_uuid,
+            event.sequence_number,
+            error=f"NotArchivable: {reason}",
+            next_due_at=now,
+            failed=True,
+        )
+        # FAILED for good: the same alarmed metric as every other FAILED recording.
+        metrics.add_metric(name="RecordingsFailed", unit=MetricUnit.Count, value=1)
+        logger.error("completed event cannot be archived: FAILED", extra={**log, "reason": reason})
+
+    def announce_failed(
+        self,
+        session_uuid: str,
+        sequence_number: int,
+        recording_uuid: str,
+        *,
+        reason: str,
+        attempts: int,
+        log: Mapping[str, Any],
+    ) -> None:
+        """RecordingFailed, published before the item is marked FAILED (raises as `_publish`)."""
+        detail = {
+            "SessionUUID": session_uuid,
+            "SequenceNumber": sequence_number,
+            "RecordingUUID": recording_uuid or None,
+            "Reason": reason,
+            "Attempts": attempts,
+        }
+        self.publish(DetailType.RECORDING_FAILED, detail, log)
+
+    def publish(
+        self, detail_type: DetailType, detail: Mapping[str, Any], log: Mapping[str, Any]
+    ) -> None:
+        """Publish one lifecycle event (nothing without a publisher); a failure is counted in
+        LifecycleEventsFailed and raised (LifecycleEventsUnavailableError)."""
+        if self._events is None:
+            return
+        try:
+            self._events.publish(detail_type.value, detail, time=self._now())
+        except LifecycleEventsUnavailableError as exc:
+            metrics.add_metric(name="LifecycleEventsFailed", unit=MetricUnit.Count, value=1)
+            logger.warning(
+                "lifecycle event not published",
+                extra={**log, "detail_type": detail_type.value, "error": str(exc)},
+            )
+            raise
 
 
 class Archiver:
@@ -262,6 +360,7 @@ class Archiver:
         self._monotonic = monotonic
         self._new_token = new_token
         self._events = events
+        self._notices = LifecycleNotices(index, events, self._now)
 
     def spec(self, job: ArchiveJob, *, legal_hold: bool = False) -> ObjectSpec:
         return ObjectSpec(
@@ -333,7 +432,7 @@ class Archiver:
         archived_at = self._now()
         try:
             # Before the index update: at least once (module docstring).
-            self._publish(DetailType.RECORDING_ARCHIVED, archived_detail(job, stored), log)
+            self._notices.publish(DetailType.RECORDING_ARCHIVED, archived_detail(job, stored), log)
         except LifecycleEventsUnavailableError as exc:
             return self._failed(job, exc, claim, int(epoch()), log)
         indexed = self._index.mark_archived(
@@ -353,6 +452,11 @@ class Archiver:
             return ArchiveOutcome.ALREADY_ARCHIVED
         metrics.add_metric(name="RecordingsArchived", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="ArchivedBytes", unit=MetricUnit.Bytes, value=stored.size)
+        # Every path that makes a recording ARCHIVED (stream, work queue, reconcile, an
+        # operator's retry) passes here, once per recording: the lag from receipt to archive.
+        lag = archive_lag_seconds(job.received_at, archived_at)
+        if lag is not None:
+            metrics.add_metric(name="ArchiveLagSeconds", unit=MetricUnit.Seconds, value=lag)
         if stored.already_existed:
             metrics.add_metric(name="RecordingAlreadyInBucket", unit=MetricUnit.Count, value=1)
         logger.info(
@@ -390,7 +494,7 @@ class Archiver:
         error = ABANDONED_ERROR if refused.abandoned_lease else refused.last_error
         # Announced first; a failed publish raises (an ArchiveError: the next sweep decides
         # again, the item untouched).
-        self._announce_failed(
+        self._notices.announce_failed(
             job.session_uuid,
             job.sequence_number,
             job.recording_uuid,
@@ -411,66 +515,8 @@ class Archiver:
         return self._permanently_failed(error, attempts, log)
 
     def fail_not_archivable(self, item: Mapping[str, Any], reason: str, *, now: int) -> None:
-        """A completed event that can never be archived (NotArchivableError: no recording id or
-        URL, an unknown format): FAILED, RecordingFailed published first. Raises
-        LifecycleEventsUnavailableError with nothing recorded (the next sweep tries again)."""
-        event = f.EventItem.from_item(item)
-        log = {"session_uuid": event.session_uuid, "sequence_number": event.sequence_number}
-        self._announce_failed(
-            event.session_uuid,
-            event.sequence_number,
-            event.recording_uuid,
-            reason="NotArchivable",
-            attempts=event.archive_attempts,
-            log=log,
-        )
-        self._index.record_failure(
-            event.session_uuid,
-            event.sequence_number,
-            error=f"NotArchivable: {reason}",
-            next_due_at=now,
-            failed=True,
-        )
-        # FAILED for good: the same alarmed metric as every other FAILED recording.
-        metrics.add_metric(name="RecordingsFailed", unit=MetricUnit.Count, value=1)
-        logger.error("completed event cannot be archived: FAILED", extra={**log, "reason": reason})
-
-    def _announce_failed(
-        self,
-        session_uuid: str,
-        sequence_number: int,
-        recording_uuid: str,
-        *,
-        reason: str,
-        attempts: int,
-        log: Mapping[str, Any],
-    ) -> None:
-        """RecordingFailed, published before the item is marked FAILED (raises as `_publish`)."""
-        detail = {
-            "SessionUUID": session_uuid,
-            "SequenceNumber": sequence_number,
-            "RecordingUUID": recording_uuid or None,
-            "Reason": reason,
-            "Attempts": attempts,
-        }
-        self._publish(DetailType.RECORDING_FAILED, detail, log)
-
-    def _publish(
-        self, detail_type: DetailType, detail: Mapping[str, Any], log: Mapping[str, Any]
-    ) -> None:
-        """Publish one lifecycle event (nothing without a publisher); a failure is counted in
-        LifecycleEventsFailed and raised (LifecycleEventsUnavailableError)."""
-        if self._events is None:
-            return
-        try:
-            self._events.publish(detail_type.value, detail, time=self._now())
-        except LifecycleEventsUnavailableError as exc:
-            metrics.add_metric(name="LifecycleEventsFailed", unit=MetricUnit.Count, value=1)
-            logger.warning(
-                "lifecycle event not published",
-                extra={**log, "detail_type": detail_type.value, "error": str(exc)},
-            )
-            raise
+        """LifecycleNotices.fail_not_archivable with this archiver's table and publisher."""
+        self._notices.fail_not_archivable(item, reason, now=now)
 
     def _permanently_failed(self, error: str, attempts: int, log: dict[str, Any]) -> ArchiveOutcome:
         metrics.add_metric(name="RecordingsFailed", unit=MetricUnit.Count, value=1)
@@ -486,7 +532,7 @@ class Archiver:
         permanent = not exc.retryable or exhausted
         if permanent:
             try:
-                self._announce_failed(
+                self._notices.announce_failed(
                     job.session_uuid,
                     job.sequence_number,
                     job.recording_uuid,

@@ -7,12 +7,18 @@ imports nothing from dal/.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from recording_archive.models.archive import Claim, ClaimRefused, ObjectSpec, StoredObject
-from recording_archive.models.item import PutOutcome
+from recording_archive.models.archive import (
+    Claim,
+    ClaimRefused,
+    ObjectSpec,
+    StoredObject,
+    WorkKey,
+)
+from recording_archive.models.item import ArchiveStatus, PutOutcome
 from recording_archive.models.plivo import MaskingSession, RecordingResource
 
 if TYPE_CHECKING:
@@ -97,6 +103,30 @@ class Recordings(Protocol):
     def put_stream(
         self, spec: ObjectSpec, read: Any, expected_size: int | None
     ) -> StoredObject: ...
+
+
+# --- the archive work queue (sweeper -> ArchiveWorkFunction) --------------------------------------
+class DueItems(FailureRecorder, Protocol):
+    """What the sweeper reads and marks (dal/events_table.py)."""
+
+    def archive_queue(
+        self,
+        state: ArchiveStatus,
+        *,
+        due_before: int | None = None,
+        limit: int | None = 100,
+        not_enqueued_at: int | None = None,
+    ) -> Iterator[dict[str, Any]]: ...
+    def mark_enqueued(
+        self, session_uuid: str, sequence_number: int, *, now: int, until: int, due_before: int
+    ) -> bool: ...
+    def release_enqueued(self, session_uuid: str, sequence_number: int, *, until: int) -> bool: ...
+
+
+class WorkQueue(Protocol):
+    """Sends keys; returns those never sent (dal/work_queue.py)."""
+
+    def send(self, keys: Sequence[WorkKey]) -> list[WorkKey]: ...
 
 
 # --- lifecycle events (EventBridge) ---------------------------------------------------------------

@@ -10,6 +10,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
+@dataclass(frozen=True, order=True)
+class WorkKey:
+    """An item the sweeper hands to ArchiveWorkFunction: its key and nothing else (the consumer
+    reads the item itself, so a message never carries stale state, a URL or a number)."""
+
+    session_uuid: str
+    sequence_number: int
+
+
 class ClaimRefusal(StrEnum):
     GONE = "gone"  # no such item (expired by TTL, erased)
     ARCHIVED = "archived"

@@ -53,6 +53,10 @@ CONFLICT_HASHES = "ConflictHashes"
 # past means the attempt never reported (its worker was killed or timed out).
 ARCHIVE_LEASE_UNTIL = "ArchiveLeaseUntil"
 ARCHIVE_CLAIM_TOKEN = "ArchiveClaimToken"  # noqa: S105 - an attribute name: the holder's token
+# Epoch seconds until which a sweep's message on the archive work queue stands for the item: no
+# other sweep enqueues it again before then (dal/events_table.py `mark_enqueued`). Removed when an
+# attempt reports its outcome, so a retry follows the item's own backoff.
+ARCHIVE_ENQUEUED_UNTIL = "ArchiveEnqueuedUntil"
 # Set once the operator deleted the recording at Plivo (`recording-archive reconcile --purge`).
 SOURCE_DELETED_AT = "SourceDeletedAt"
 # A legal hold (`recording-archive hold set`): a map {"Reason", "SetAt", "SetBy"}; while it is
