@@ -11,9 +11,25 @@ Modes:
   one event).
 - floor-callback: import boto3, create a DynamoDB client, one put_item.
 - floor-archive: import boto3, create an S3 client, GET the recording, one put_object.
+- floor-callback-required: the work the callback is required to do, with the libraries it is
+  required to use and none of the project's code: import boto3, pydantic and Powertools' Logger
+  and Metrics; read the auth secret (Secrets Manager), verify the V3 signature, validate the
+  key fields with a pydantic model, the same conditional put_item of the handler's own item,
+  one GenerateMac per phone number and one BatchWriteItem of the session index's entries
+  (issue 15 puts the index on the callback's path), one log line and the metrics flush. The
+  handler against this floor is what the project's own code costs; this floor against the plain
+  one is what the required libraries and calls cost (bench/README.md).
+- floor-archive-required: the same for the archiver: import boto3, urllib3 and Powertools'
+  batch, Logger and Metrics; through Powertools' BatchProcessor, for the stream record: claim
+  the item (conditional UpdateItem), GET the recording, one create-only, SHA-256-checksummed,
+  SSE-KMS put_object, publish RecordingArchived (EventBridge PutEvents), mark the item ARCHIVED
+  (conditional UpdateItem), one log line and the metrics flush.
 - warm-callback: import the handler, then serve every event of the file (a JSON list); the first
   `--warmup` are not timed.
 - warm-floor: the same events through `floor_handler`: parse_qs + one HMAC + one put_item.
+- warm-floor-required: warm-floor-item plus the session index's entries of the event (built by
+  the project's code in the parent, "benchIndex") in one BatchWriteItem, as the handler writes
+  them on its path (issue 15).
 - warm-floor-item: the same, but the put_item writes the handler's own item (every attribute,
   the parsed fields, the raw body), conditionally, as the handler does.
 - warm-archive: import the handler, serve the first batch of the file (a JSON list of batches)
@@ -154,6 +170,127 @@ def floor_handler(
     return {"statusCode": 200, "body": '"stored"'}
 
 
+def _required_callback(
+    event: dict[str, Any], args: argparse.Namespace, boto3: Any, *libs: Any
+) -> None:
+    """floor-callback-required (module docstring): what any implementation must do."""
+    import os
+
+    logger_class, metrics_class, base_model, field = libs
+    logger = logger_class(service="bench")
+    metrics = metrics_class(namespace="Bench", service="bench")
+
+    class Keys(base_model):  # type: ignore[misc, valid-type]
+        SessionUUID: str = field(min_length=36, max_length=36)
+        SequenceNumber: int = field(ge=0)
+        EventName: str = field(min_length=1)
+
+    secret = json.loads(
+        boto3.client("secretsmanager").get_secret_value(SecretId=os.environ["AUTH_SECRET_ID"])[
+            "SecretString"
+        ]
+    )
+    token = str(secret.get("auth_tokens", [secret.get("auth_token", "")])[0]).encode()
+    ddb = boto3.client("dynamodb")
+    result = floor_handler(event, token, args.url, args.table, ddb, same_item=True)
+    if result["statusCode"] != 200:
+        raise SystemExit(f"floor-callback-required: signature refused ({secret.keys()})")
+    params = {k: v[0] for k, v in parse_qs(base64.b64decode(event["body"]).decode()).items()}
+    Keys.model_validate(params)
+    kms = boto3.client("kms")
+    macs = [
+        kms.generate_mac(
+            KeyId=os.environ["NUMBER_INDEX_KEY_ID"],
+            MacAlgorithm="HMAC_SHA_256",
+            Message=params[name].lstrip("+").encode(),
+        )["Mac"].hex()
+        for name in ("From", "To", "VirtualNumber")
+    ]
+    entries = [f"DAY#{params['SessionUUID']}", *(f"NUM#{mac}" for mac in macs)]
+    ddb.batch_write_item(
+        RequestItems={
+            os.environ["INDEX_TABLE_NAME"]: [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "pk": {"S": pk},
+                            "sk": {"S": params["SessionUUID"]},
+                        }
+                    }
+                }
+                for pk in entries
+            ]
+        }
+    )
+    logger.info("callback stored", extra={"session": params["SessionUUID"]})
+    metrics.add_metric(name="CallbackAccepted", unit="Count", value=1)
+    metrics.flush_metrics()
+
+
+def _required_archive(event: dict[str, Any], boto3: Any, urllib3: Any, *libs: Any) -> None:
+    """floor-archive-required (module docstring): what any implementation must do."""
+    import os
+    import uuid
+
+    logger_class, metrics_class, processor_class, event_type, process = libs
+    logger = logger_class(service="bench")
+    metrics = metrics_class(namespace="Bench", service="bench")
+    ddb, s3, bus = boto3.client("dynamodb"), boto3.client("s3"), boto3.client("events")
+    table, bucket = os.environ["EVENTS_TABLE_NAME"], os.environ["ARCHIVE_BUCKET_NAME"]
+
+    def archive(record: Any) -> None:
+        image = record.dynamodb.new_image
+        key = {"SessionUUID": {"S": image["SessionUUID"]}, "SequenceNumber": {"N": "1"}}
+        key["SequenceNumber"]["N"] = str(image["SequenceNumber"])
+        ddb.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET ArchiveClaimToken = :t ADD ArchiveAttempts :one",
+            ConditionExpression="ArchiveStatus = :pending",
+            ExpressionAttributeValues={
+                ":t": {"S": str(uuid.uuid4())},
+                ":one": {"N": "1"},
+                ":pending": {"S": "PENDING"},
+            },
+        )
+        data = urllib3.request("GET", image["RecordingURL"]).data
+        object_key = f"recordings/{image['SessionUUID']}.mp3"
+        s3.put_object(
+            Bucket=bucket,
+            Key=object_key,
+            Body=data,
+            IfNoneMatch="*",
+            ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=os.environ["ARCHIVE_KMS_KEY_ID"],
+        )
+        bus.put_events(
+            Entries=[
+                {
+                    "Source": "bench",
+                    "DetailType": "RecordingArchived",
+                    "Detail": json.dumps({"key": object_key, "size": len(data)}),
+                    "EventBusName": os.environ["EVENT_BUS_NAME"],
+                }
+            ]
+        )
+        ddb.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET ArchiveStatus = :done REMOVE ArchiveQueue",
+            ConditionExpression="ArchiveStatus = :pending",
+            ExpressionAttributeValues={":done": {"S": "ARCHIVED"}, ":pending": {"S": "PENDING"}},
+        )
+        logger.info("archived", extra={"key": object_key})
+        metrics.add_metric(name="RecordingsArchived", unit="Count", value=1)
+
+    processor = processor_class(event_type=event_type.DynamoDBStreams)
+    result = process(event=event, record_handler=archive, processor=processor)
+    if result.get("batchItemFailures"):
+        raise SystemExit(f"floor-archive-required failed: {processor.exceptions}")
+    metrics.flush_metrics()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode")
@@ -161,6 +298,7 @@ def main() -> None:
     parser.add_argument("--event", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--table", default="")
+    parser.add_argument("--index-table", default="", help="warm-floor-required: the index")
     parser.add_argument("--token", default="")
     parser.add_argument("--bucket", default="")
     parser.add_argument("--url", default="")
@@ -230,7 +368,7 @@ def run(args: argparse.Namespace) -> None:
         s3 = boto3.client("s3")
         data = urllib3.request("GET", args.url).data
         s3.put_object(Bucket=args.bucket, Key=args.key, Body=data)
-    elif mode in ("warm-callback", "warm-floor", "warm-floor-item"):
+    elif mode in ("warm-callback", "warm-floor", "warm-floor-item", "warm-floor-required"):
         if mode == "warm-callback":
             from recording_archive.handlers.recording_callback import lambda_handler
 
@@ -241,10 +379,18 @@ def run(args: argparse.Namespace) -> None:
 
             client = boto3.client("dynamodb")
             token = args.token.encode()
-            same_item = mode == "warm-floor-item"
+            same_item = mode in ("warm-floor-item", "warm-floor-required")
+            index_table = args.index_table if mode == "warm-floor-required" else ""
 
             def handle(e: dict[str, Any]) -> Any:
-                return floor_handler(e, token, args.url, args.table, client, same_item=same_item)
+                result = floor_handler(e, token, args.url, args.table, client, same_item=same_item)
+                if index_table:
+                    client.batch_write_item(
+                        RequestItems={
+                            index_table: [{"PutRequest": {"Item": i}} for i in e["benchIndex"]]
+                        }
+                    )
+                return result
 
         imported = time.perf_counter()
         for e in event[: args.warmup]:
@@ -255,6 +401,34 @@ def run(args: argparse.Namespace) -> None:
             _check(mode, handle(e))
         out["mean_ms"] = (time.perf_counter() - t0) * 1000 / len(timed)
         out["count"] = len(timed)
+    elif mode == "floor-callback-required":
+        import boto3
+        from aws_lambda_powertools import Logger, Metrics
+        from pydantic import BaseModel, Field
+
+        imported = time.perf_counter()
+        _required_callback(event, args, boto3, Logger, Metrics, BaseModel, Field)
+    elif mode == "floor-archive-required":
+        import boto3
+        import urllib3
+        from aws_lambda_powertools import Logger, Metrics
+        from aws_lambda_powertools.utilities.batch import (
+            BatchProcessor,
+            EventType,
+            process_partial_response,
+        )
+
+        imported = time.perf_counter()
+        _required_archive(
+            event,
+            boto3,
+            urllib3,
+            Logger,
+            Metrics,
+            BatchProcessor,
+            EventType,
+            process_partial_response,
+        )
     else:
         raise SystemExit(f"unknown mode {mode}")
     finished = time.perf_counter()

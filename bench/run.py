@@ -8,10 +8,17 @@ the same run. What is measured, and against what (details in bench/README.md):
   callback; a stream batch with one small recording) against a moto_server on loopback, divided
   by the floor: a fresh process that imports boto3, creates its one client and makes the one
   essential call (put_item; GET from the media server + put_object).
-- warm_ratio_callback: mean time per signed callback through the warm handler over 2,000
-  callbacks, divided by the honest floor: parse_qs + one HMAC + the same conditional put_item
-  of the handler's own item, same server. Also measured (details only): the plain floor, whose
-  put_item writes four attributes unconditionally.
+- cold_start_ratio_*_required_floor: the same handlers against the work each is required to do
+  with the libraries it is required to use and none of the project's code (lambda_child.py
+  floor-callback-required / floor-archive-required); cold_start_ratio_required_floor and
+  cold_start_ratio_archive_required_floor_vs_floor: that required work against the plain floor.
+- warm_ratio_callback: mean time per signed callback through the warm handler (500 callbacks a
+  run, 7 rounds), divided by the honest floor's: parse_qs + one HMAC + the same conditional
+  put_item of the handler's own item, same server; the median of the rounds' ratios, the order
+  of the runs turning each round. warm_ratio_callback_required_floor: against that floor plus
+  the session index's BatchWriteItem, which issue 15 puts on the callback's path. Also
+  measured (details only): the plain floor, whose put_item writes four attributes
+  unconditionally.
 - archive_peak_rss_mib_* / archive_time_ratio_1gib: bench/archive_upload.py (archiver vs boto3
   upload_fileobj with default settings into a separate moto_server), 3 interleaved pairs.
 - artifact_mib_*: unzipped size of each built function directory.
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import os
 import platform
@@ -61,13 +69,23 @@ FUNCTIONS = {"callback": "CallbackFunction", "archive": "ArchiveFunction"}
 KEYS = (
     "cold_start_ratio_callback",
     "cold_start_ratio_archive",
+    "cold_start_ratio_callback_required_floor",
+    "cold_start_ratio_required_floor",
+    "cold_start_ratio_archive_required_floor",
+    "cold_start_ratio_archive_required_floor_vs_floor",
     "warm_ratio_callback",
+    "warm_ratio_callback_required_floor",
     "archive_peak_rss_mib_100mib",
     "archive_peak_rss_mib_1gib",
     "archive_time_ratio_1gib",
     "artifact_mib_callback",
     "artifact_mib_archive",
     "cost_usd_per_10k_sessions",
+    "archive_recordings_per_second",
+    "archive_recordings_per_second_pf1",
+    "archive_recordings_per_second_slow_media",
+    "archive_recordings_per_second_slow_media_pf1",
+    "sweeper_drain_seconds_10k",
 )
 
 
@@ -162,6 +180,29 @@ def handler_item(event: dict[str, Any]) -> dict[str, Any]:
     callback = validate_callback(request, allow_loopback_http=True)
     item = build_item(callback, request, received_at=datetime.now(UTC), retention_days=0)
     return serialize_item(item)
+
+
+def handler_index_entries(event: dict[str, Any], endpoint: str, res: Any) -> list[dict[str, Any]]:
+    """The typed session index entries the callback handler writes for this event, built by the
+    project's code (its NumberBlinder asks the local KMS for the MACs, as the handler does)."""
+    from recording_archive.dal.events_table import deserialize_item
+
+    index = _session_index(endpoint, res.index_table_name, res.number_index_key_arn)
+    return list(index.typed_entries(deserialize_item(handler_item(event))))
+
+
+@functools.cache
+def _session_index(endpoint: str, table: str, key_arn: str) -> Any:
+    import boto3
+
+    from recording_archive.dal.session_index import NumberBlinder, SessionIndex
+
+    client = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+    return SessionIndex(
+        boto3.client("dynamodb", **client),
+        table,
+        NumberBlinder(boto3.client("kms", **client), key_arn),
+    )
 
 
 def signed_callback(
@@ -309,11 +350,20 @@ class Bench:
         from tests.support.streams import stream_records
 
         runs: dict[str, list[dict[str, Any]]] = {
-            k: [] for k in ("callback", "floor-callback", "archive", "floor-archive")
+            k: []
+            for k in (
+                "callback",
+                "floor-callback",
+                "floor-callback-required",
+                "archive",
+                "floor-archive",
+                "floor-archive-required",
+            )
         }
         # Each callback run stores a new SessionRecordingCompleted event; its stream record is
         # then the batch one archive run archives (a new recording each time, never a 412).
         sessions: list[str] = []
+        required_sessions: list[str] = []
         for i in range(reps):
             runs["floor-callback"].append(
                 self.child(
@@ -325,6 +375,17 @@ class Bench:
                     self.res.table_name,
                     "--key",
                     f"floor-{i}-{uuid.uuid4()}",
+                )
+            )
+            required = signed_callback(self.media_url)
+            required_sessions.append(session_of(required))
+            runs["floor-callback-required"].append(
+                self.child(
+                    "floor-callback-required",
+                    dirs["callback"],
+                    required | {"benchItem": handler_item(required)},
+                    self.env["callback"],
+                    *("--table", self.res.table_name, "--url", CALLBACK_URL),
                 )
             )
             event = signed_callback(self.media_url)
@@ -357,6 +418,12 @@ class Bench:
             runs["archive"].append(
                 self.child("cold-archive", dirs["archive"], batch, self.env["archive"])
             )
+            required_batch = {"Records": [by_session[required_sessions[i]]]}
+            runs["floor-archive-required"].append(
+                self.child(
+                    "floor-archive-required", dirs["archive"], required_batch, self.env["archive"]
+                )
+            )
         med = {
             name: {
                 k: statistics.median(r[k] for r in rs)
@@ -371,19 +438,40 @@ class Bench:
             / med["floor-callback"]["total_ms"],
             "cold_start_ratio_archive": med["archive"]["total_ms"]
             / med["floor-archive"]["total_ms"],
+            # The callback against the work it is required to do with the libraries it is
+            # required to use (lambda_child.py floor-callback-required): the project's own cost.
+            "cold_start_ratio_callback_required_floor": med["callback"]["total_ms"]
+            / med["floor-callback-required"]["total_ms"],
+            # That required work against the plain floor: what the libraries and calls cost.
+            "cold_start_ratio_required_floor": med["floor-callback-required"]["total_ms"]
+            / med["floor-callback"]["total_ms"],
+            "cold_start_ratio_archive_required_floor": med["archive"]["total_ms"]
+            / med["floor-archive-required"]["total_ms"],
+            "cold_start_ratio_archive_required_floor_vs_floor": med["floor-archive-required"][
+                "total_ms"
+            ]
+            / med["floor-archive"]["total_ms"],
         }
 
     # -- warm ---------------------------------------------------------------------------------
     def warm(self, dirs: dict[str, Path], count: int, reps: int) -> dict[str, Any]:
         warmup = 20
-        modes = ("warm-floor", "warm-floor-item", "warm-callback")
+        modes = ("warm-floor", "warm-floor-item", "warm-floor-required", "warm-callback")
         means: dict[str, list[float]] = {mode: [] for mode in modes}
-        for _ in range(reps):
+        for rep in range(reps):
             # Fresh events for every run: each callback is a new event (stored, not duplicate).
-            for mode in modes:
+            # The order turns by one each round, so that no mode always runs first or last
+            # (a load change between runs would otherwise favour one of them).
+            for mode in modes[rep % len(modes) :] + modes[: rep % len(modes)]:
                 events = [signed_callback(self.media_url) for _ in range(count + warmup)]
-                if mode == "warm-floor-item":
+                if mode in ("warm-floor-item", "warm-floor-required"):
                     events = [event | {"benchItem": handler_item(event)} for event in events]
+                if mode == "warm-floor-required":
+                    events = [
+                        event
+                        | {"benchIndex": handler_index_entries(event, self.endpoint, self.res)}
+                        for event in events
+                    ]
                 env = self.env["callback"] if mode == "warm-callback" else self.floor_env
                 result = self.child(
                     mode,
@@ -398,26 +486,44 @@ class Bench:
                     CALLBACK_URL,
                     "--warmup",
                     str(warmup),
+                    "--index-table",
+                    self.res.index_table_name,
                 )
                 means[mode].append(result["mean_ms"])
         handler = statistics.median(means["warm-callback"])
         floor = statistics.median(means["warm-floor"])
         floor_item = statistics.median(means["warm-floor-item"])
+        floor_required = statistics.median(means["warm-floor-required"])
+
+        def ratio(floor_mode: str) -> float:
+            """Median of each round's ratio: a round's runs are minutes apart, not the bench."""
+            return statistics.median(
+                h / f for h, f in zip(means["warm-callback"], means[floor_mode], strict=True)
+            )
+
         return {
             "warm": {
                 "handler_ms": handler,
                 "floor_ms": floor,
                 "floor_same_item_ms": floor_item,
+                "floor_required_ms": floor_required,
                 # The handler against the plain floor (four attributes, no condition): what the
                 # item's size and condition add on top of the handler's own code.
-                "ratio_plain_floor": handler / floor,
+                "ratio_plain_floor": ratio("warm-floor"),
+                "ratios_per_round": [
+                    round(h / f, 3)
+                    for h, f in zip(means["warm-callback"], means["warm-floor-item"], strict=True)
+                ],
                 "callbacks": count,
                 "runs": reps,
             },
             # Issue 17: against the honest floor, the same conditional write of the handler's
             # own item; the handler's code, libraries and other calls (the session index) are
             # what remains.
-            "warm_ratio_callback": handler / floor_item,
+            "warm_ratio_callback": ratio("warm-floor-item"),
+            # Against the work issue 15 adds to the callback's path: the same item write and
+            # the session index's entries (one BatchWriteItem; the MACs are cached once warm).
+            "warm_ratio_callback_required_floor": ratio("warm-floor-required"),
         }
 
     # -- cost of a session ---------------------------------------------------------------
@@ -564,7 +670,9 @@ def archive_upload(quick: bool) -> dict[str, Any]:
     """bench/archive_upload.py in its own process (it starts its own moto_server)."""
     out = WORK / "archive_upload.json"
     cmd = [sys.executable, str(ROOT / "bench" / "archive_upload.py"), "--output", str(out)]
-    subprocess.run(cmd + (["--quick"] if quick else []), check=True, cwd=ROOT)
+    # Quick: 100 MiB only, two interleaved pairs (a smoke run within its minute; the committed
+    # figures come from the full run's three pairs of each size).
+    subprocess.run(cmd + (["--quick", "--reps", "2"] if quick else []), check=True, cwd=ROOT)
     return dict(json.loads(out.read_text(encoding="utf-8")))
 
 
@@ -572,18 +680,28 @@ def table(results: dict[str, Any]) -> str:
     goals = {
         "cold_start_ratio_callback": "<= 1.3",
         "cold_start_ratio_archive": "<= 1.3",
+        "cold_start_ratio_callback_required_floor": "",
+        "cold_start_ratio_required_floor": "",
+        "cold_start_ratio_archive_required_floor": "",
+        "cold_start_ratio_archive_required_floor_vs_floor": "",
         "warm_ratio_callback": "<= 1.15",
+        "warm_ratio_callback_required_floor": "",
         "archive_peak_rss_mib_100mib": "<= 128",
         "archive_peak_rss_mib_1gib": "<= 128, flat",
         "archive_time_ratio_1gib": "<= 1.0",
         "artifact_mib_callback": "",
         "artifact_mib_archive": "",
         "cost_usd_per_10k_sessions": "",
+        "archive_recordings_per_second": "> pf1 (default factor)",
+        "archive_recordings_per_second_pf1": "",
+        "archive_recordings_per_second_slow_media": "> pf1 (1 s downloads)",
+        "archive_recordings_per_second_slow_media_pf1": "",
+        "sweeper_drain_seconds_10k": "",
     }
-    lines = [f"{'figure':<30} {'value':>9}  goal", "-" * 52]
+    lines = [f"{'figure':<40} {'value':>9}  goal", "-" * 62]
     for key in KEYS:
         if key in results:
-            lines.append(f"{key:<30} {results[key]:>9}  {goals[key]}")
+            lines.append(f"{key:<40} {results[key]:>9}  {goals[key]}")
     return "\n".join(lines)
 
 
@@ -591,7 +709,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build-dir", default=str(ROOT / ".aws-sam" / "build"))
     parser.add_argument("--quick", action="store_true", help="fewer runs, 100 MiB file only")
-    parser.add_argument("--only", choices=["all", "cold", "warm", "archive", "size"], default="all")
+    parser.add_argument(
+        "--only", choices=["all", "cold", "warm", "archive", "size", "throughput"], default="all"
+    )
     parser.add_argument(
         "--variant",
         choices=["bytecode", "source"],
@@ -605,11 +725,16 @@ def main() -> None:
     )
     parser.add_argument("--reps", type=int, default=0, help="cold start runs (default 11/5)")
     parser.add_argument("--callbacks", type=int, default=0, help="warm callbacks (2000/300)")
+    parser.add_argument(
+        "--reuse-throughput",
+        action="store_true",
+        help="take the throughput figures from bench/throughput.json (its ~20-minute run skipped)",
+    )
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
-    reps = args.reps or (5 if args.quick else 11)
-    callbacks = args.callbacks or (200 if args.quick else 2000)
-    warm_runs = 1 if args.quick else 3
+    reps = args.reps or (3 if args.quick else 11)
+    callbacks = args.callbacks or (100 if args.quick else 500)
+    warm_runs = 1 if args.quick else 7
     WORK.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     details: dict[str, Any] = {}
@@ -660,12 +785,17 @@ def main() -> None:
                 results[key] = upload[key]
         if "archive_time_ratio_1gib" in upload:
             results["archive_time_ratio_1gib"] = upload["archive_time_ratio_1gib"]
+    if args.only in ("all", "throughput"):  # bench/throughput.py (--quick: last full run's)
+        from bench.throughput import throughput
+
+        results |= throughput(args.quick or args.reuse_throughput)
+        phases["throughput"] = time.monotonic() - started
 
     print()
     print(table(results))
     for name, med in details.get("cold_ms_medians", {}).items():
         print(
-            f"  cold {name:<15} import {med['import_ms']:7.1f} ms  invoke {med['invoke_ms']:7.1f}"
+            f"  cold {name:<24} import {med['import_ms']:7.1f} ms  invoke {med['invoke_ms']:7.1f}"
             f" ms  total {med['total_ms']:7.1f} ms  (process {med['process_ms']:7.1f} ms)"
         )
     if "warm_ms_per_callback" in details:
@@ -703,7 +833,10 @@ def main() -> None:
     (WORK / "details.json").write_text(
         json.dumps({"meta": meta, "results": results, **details}, indent=2) + "\n", "utf-8"
     )
-    if args.only == "all" and args.variant == "bytecode" and not args.overlay_source:
+    # Only a full run writes the committed figures: a quick run is a smoke test of the bench
+    # (fewer runs, no 1 GiB case), its figures in details.json.
+    full = not args.quick and args.variant == "bytecode" and not args.overlay_source
+    if args.only == "all" and full:
         Path(args.output).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
         # One run writes both committed files: bench/archive_upload.json holds the raw figures
         # (medians, ranges) that results.json's archive keys are taken from.
@@ -714,7 +847,8 @@ def main() -> None:
             f" details in {WORK / 'details.json'}"
         )
     else:
-        print(f"partial run: details in {WORK / 'details.json'} ({meta['seconds']} s)")
+        kind = "quick" if args.quick else "partial"
+        print(f"{kind} run: details in {WORK / 'details.json'} ({meta['seconds']} s)")
 
 
 if __name__ == "__main__":
