@@ -91,8 +91,9 @@ build: $(TOOLS)/sam/.installed
 $(BUILD_DIR)/.built: template.yaml functions/requirements.txt $(shell find functions -name '*.py')
 	$(MAKE) --no-print-directory build BUILD_DIR=$(BUILD_DIR)
 
+# BENCH_ARGS: more options of bench/run.py (e.g. --reuse-throughput: bench/README.md).
 bench: setup $(BUILD_DIR)/.built
-	$(RUNTIME_ENV) $(BIN)/python bench/run.py --build-dir $(BUILD_DIR) $(if $(QUICK),--quick)
+	$(RUNTIME_ENV) $(BIN)/python bench/run.py --build-dir $(BUILD_DIR) $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 # `python -X importtime` of each latency-bound handler as Markdown tables (after `make bench`,
 # which makes the native copy of the build it profiles): bench/README.md "Import time".
