@@ -237,3 +237,40 @@ def test_the_oldest_pending_age_is_that_of_the_first_due() -> None:
     odd = _completed(3, due=NOW - 30)
     odd[f.RECEIVED_AT] = "not a time"
     assert oldest_pending_age(Table([odd]), NOW) == 30.0  # falls back to the due time
+
+
+def test_a_table_failing_mid_sweep_still_sends_the_keys_it_marked() -> None:
+    """The index read fails after 13 items (a page read timing out under load): the 13 marked
+    keys are sent (10, then the 3 of the unfinished batch), the sweep ends counted as
+    interrupted, and the next sweep enqueues the rest."""
+    table = Table([_completed(n) for n in range(30)])
+    reads = table.archive_queue
+
+    def failing(*a: Any, **k: Any) -> Iterator[dict[str, Any]]:
+        for n, item in enumerate(reads(*a, **k)):
+            if n == 13:
+                raise EventStoreUnavailableError("events table query failed")
+            yield item
+
+    table.archive_queue = failing  # type: ignore[method-assign]
+    queue = Queue()
+    assert _sweep(table, queue) == {"enqueued": 13, "interrupted": 1}
+    assert sorted(k.sequence_number for k in queue.sent) == list(range(13))
+    table.archive_queue = reads  # type: ignore[method-assign]
+    rest = Queue()
+    assert _sweep(table, rest, now=NOW + 1) == {"enqueued": 17}
+
+
+def test_a_mark_that_cannot_be_written_is_left_for_the_next_sweep() -> None:
+    table = Table([_completed(n) for n in range(3)])
+    marks = table.mark_enqueued
+
+    def flaky(session_uuid: str, sequence_number: int, **kw: Any) -> bool:
+        if sequence_number == 1:
+            raise EventStoreUnavailableError("events table write failed")
+        return marks(session_uuid, sequence_number, **kw)
+
+    table.mark_enqueued = flaky  # type: ignore[method-assign]
+    queue = Queue()
+    assert _sweep(table, queue) == {"enqueued": 2, "retry_later": 1}
+    assert f.ARCHIVE_ENQUEUED_UNTIL not in table.items[(SESSION, 1)]

@@ -69,7 +69,8 @@ def dispatch_due(
     """Enqueue the keys of the PENDING items due by `now - grace_seconds`. Counts: `enqueued`,
     `already_enqueued` (another sweep's mark won), `send_failed` (never sent: the next sweep
     tries again), `failed` (not archivable: FAILED), `retry_later` (its RecordingFailed could
-    not be published), `deferred` (out of time: the next sweep continues)."""
+    not be published, or its mark not written), `deferred` (out of time: the next sweep
+    continues), `interrupted` (the index read failed: the keys marked were still sent)."""
     at = int(now)
     due_before = at - grace_seconds
     until = at + hold_seconds
@@ -95,31 +96,49 @@ def dispatch_due(
             logger.error("archive work messages not sent", extra={"unsent": len(unsent)})
         batch.clear()
 
-    for item in items.archive_queue(
-        f.ArchiveStatus.PENDING, due_before=due_before, limit=None, not_enqueued_at=at
-    ):
-        if low_on_time():
-            counts["deferred"] += 1
-            break
-        try:
-            job = ArchiveJob.from_item(item)
-        except NotArchivableError as exc:
-            try:
-                notices.fail_not_archivable(item, str(exc), now=at)
-            except LifecycleEventsUnavailableError:
-                counts["retry_later"] += 1  # its RecordingFailed first: the next sweep
-                continue
-            counts["failed"] += 1
-            continue
-        key = WorkKey(job.session_uuid, job.sequence_number)
-        if not items.mark_enqueued(
-            key.session_uuid, key.sequence_number, now=at, until=until, due_before=due_before
+    # A table that fails mid-sweep (a page read after the SDK's retries) ends the sweep, but
+    # not before the keys already marked are sent: a mark without its message would hold its
+    # item back for the whole hold. What was not reached waits for the next sweep.
+    try:
+        for item in items.archive_queue(
+            f.ArchiveStatus.PENDING, due_before=due_before, limit=None, not_enqueued_at=at
         ):
-            counts["already_enqueued"] += 1
-            continue
-        batch.append(key)
-        if len(batch) >= SEND_BATCH:
-            flush()
+            if low_on_time():
+                counts["deferred"] += 1
+                break
+            try:
+                job = ArchiveJob.from_item(item)
+            except NotArchivableError as exc:
+                try:
+                    notices.fail_not_archivable(item, str(exc), now=at)
+                except LifecycleEventsUnavailableError:
+                    counts["retry_later"] += 1  # its RecordingFailed first: the next sweep
+                    continue
+                counts["failed"] += 1
+                continue
+            key = WorkKey(job.session_uuid, job.sequence_number)
+            try:
+                marked = items.mark_enqueued(
+                    key.session_uuid,
+                    key.sequence_number,
+                    now=at,
+                    until=until,
+                    due_before=due_before,
+                )
+            except EventStoreUnavailableError:
+                # Not marked, or marked with its answer lost (then it waits for the hold): never
+                # sent by this sweep.
+                counts["retry_later"] += 1
+                continue
+            if not marked:
+                counts["already_enqueued"] += 1
+                continue
+            batch.append(key)
+            if len(batch) >= SEND_BATCH:
+                flush()
+    except EventStoreUnavailableError:
+        counts["interrupted"] += 1
+        logger.error("sweep ended early: the pending index could not be read")
     flush()
     return +counts  # without the zero counts
 
