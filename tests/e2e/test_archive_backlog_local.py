@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,14 +24,13 @@ from tests.support.local_stack import (
     LocalStackProcess,
     bucket_name,
     ddb,
-    post,
+    post_completed,
     start_local,
     stop_tree,
     table_name,
 )
 from tests.support.media_server import MediaServer, wav_body
 from tests.support.net import wait_until
-from tests.support.plivo import AUTH_ID, recording_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -90,18 +88,10 @@ def test_a_backlog_larger_than_one_old_sweep_drains_through_the_work_queue(
     first_received = time.time()
     keys: list[tuple[str, str]] = []
     for _ in range(BACKLOG):
-        rec = str(uuid.uuid4())
-        path = f"/v1/Account/{AUTH_ID}/Recording/{rec}.wav"
-        media.add(path, audio, content_type="audio/wav")
-        params = recording_event(
-            "SessionRecordingCompleted",
-            sequence=2,
-            recording_uuid=rec,
-            recording_url=media.url(path),
-            fmt=".wav",
+        session, _recording = post_completed(
+            stack, media, audio, fmt=".wav", content_type="audio/wav"
         )
-        assert post(stack, params)[0] == 200
-        keys.append((params["SessionUUID"], "2"))
+        keys.append((session, "2"))
     # Every one PENDING: the stream archives nothing, and no sweep found them due yet.
     assert {_status(stack, k) for k in keys} == {"PENDING"}
     assert media.requests == []

@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,14 +31,13 @@ from tests.support.local_stack import (
     LocalStackProcess,
     bucket_name,
     ddb,
-    post,
+    post_completed,
     start_local,
     stop_tree,
     table_name,
 )
 from tests.support.media_server import GeneratedBody, MediaServer, Stall
 from tests.support.net import wait_until
-from tests.support.plivo import AUTH_ID, recording_event
 from tests.support.processes import worker_pids
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -100,17 +98,8 @@ def test_the_local_stack_takes_each_functions_timeout_from_the_template(
 
 def _stalled_recording(stack: LocalStackProcess, media: MediaServer) -> tuple[str, str]:
     """A Completed callback whose recording stalls after 6 MiB: (session, key prefix)."""
-    session, recording = str(uuid.uuid4()), str(uuid.uuid4())
-    path = f"/v1/Account/{AUTH_ID}/Recording/{recording}.mp3"
-    media.add(path, GeneratedBody(8 * MiB, seed=7), faults=[Stall(6 * MiB, 120, times=None)])
-    completed = recording_event(
-        "SessionRecordingCompleted",
-        session_uuid=session,
-        sequence=2,
-        recording_uuid=recording,
-        recording_url=media.url(path),
-    )
-    assert post(stack, completed)[0] == 200
+    body, stall = GeneratedBody(8 * MiB, seed=7), Stall(6 * MiB, 120, times=None)
+    session, recording = post_completed(stack, media, body, faults=(stall,))
     return session, f"{session}/{recording}.mp3"
 
 

@@ -14,10 +14,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.local_stack import LocalStackProcess, post, run_cli, start_local, stop_tree
+from tests.support.local_stack import (
+    LocalStackProcess,
+    post_completed,
+    run_cli,
+    start_local,
+    stop_tree,
+)
 from tests.support.media_server import Drip, GeneratedBody, MediaServer
 from tests.support.net import wait_until
-from tests.support.plivo import AUTH_ID, recording_event
 from tests.support.processes import worker_pids
 
 pytestmark = pytest.mark.e2e
@@ -35,18 +40,9 @@ def media() -> Iterator[MediaServer]:
 def burst(stack: LocalStackProcess, media: MediaServer) -> list[str]:
     sessions = [str(uuid.uuid4()) for _ in range(SESSIONS)]
     for index, session in enumerate(sessions):
-        recording = str(uuid.uuid4())
-        path = f"/v1/Account/{AUTH_ID}/Recording/{recording}.mp3"
         # 16 KiB every 0.05 s: about 0.8 s per recording, fast enough for the read timeouts.
-        media.add(path, GeneratedBody(BODY_BYTES, seed=index), faults=[Drip(0.05, 16 * 1024)])
-        completed = recording_event(
-            "SessionRecordingCompleted",
-            session_uuid=session,
-            sequence=2,
-            recording_uuid=recording,
-            recording_url=media.url(path),
-        )
-        assert post(stack, completed)[0] == 200
+        body = GeneratedBody(BODY_BYTES, seed=index)
+        post_completed(stack, media, body, session_uuid=session, faults=(Drip(0.05, 16 * 1024),))
     return sessions
 
 

@@ -23,14 +23,17 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import boto3
 
 from tests.support.net import free_port
-from tests.support.plivo import sdk_signature
+from tests.support.plivo import AUTH_ID, recording_event, sdk_signature
 from tests.support.processes import alive, descendants
+
+if TYPE_CHECKING:
+    from tests.support.media_server import Body, Fault, MediaServer
 
 TOKEN = "e2e-auth-token-0123456789abcdef"
 READY_SECONDS = 60.0
@@ -192,6 +195,33 @@ def stop_tree(stack: LocalStackProcess) -> None:
 
 def ddb(stack: LocalStackProcess) -> Any:
     return boto3.client("dynamodb", endpoint_url=stack.endpoint, region_name="us-east-1")
+
+
+def post_completed(
+    stack: LocalStackProcess,
+    media: MediaServer,
+    body: Body | bytes,
+    *,
+    session_uuid: str | None = None,
+    fmt: str = ".mp3",
+    content_type: str = "audio/mpeg",
+    faults: tuple[Fault, ...] = (),
+) -> tuple[str, str]:
+    """Serve `body` as a new recording on `media` (with `faults`) and post its signed
+    SessionRecordingCompleted (sequence 2) to the stack, answered 200: (session, recording)."""
+    recording = str(uuid.uuid4())
+    path = f"/v1/Account/{AUTH_ID}/Recording/{recording}{fmt}"
+    media.add(path, body, content_type=content_type, faults=faults)
+    completed = recording_event(
+        "SessionRecordingCompleted",
+        session_uuid=session_uuid,
+        sequence=2,
+        recording_uuid=recording,
+        recording_url=media.url(path),
+        fmt=fmt,
+    )
+    assert post(stack, completed)[0] == 200
+    return completed["SessionUUID"], recording
 
 
 def post(
