@@ -86,6 +86,18 @@ def gave_up(stack: Stack) -> int:
     return total
 
 
+def unarchived(stack: Stack, recordings: Sequence[Recording]) -> list[dict[str, Any]]:
+    """What a recording not ARCHIVED left on its item: a failed run explains itself."""
+    shown = ("ArchiveStatus", "ArchiveAttempts", "ArchiveLastError", "ArchiveLeaseUntil", "Source")
+    rows = []
+    for rec in recordings:
+        found = item(stack, rec.session_uuid, rec.sequence)
+        if found.get("ArchiveStatus", {}).get("S") != "ARCHIVED":
+            row = {name: next(iter(found[name].values())) for name in shown if name in found}
+            rows.append({"key": f"{rec.session_uuid}/{rec.sequence}", **row})
+    return rows
+
+
 def status_of(stack: Stack, rec: Recording) -> str | None:
     return item(stack, rec.session_uuid, rec.sequence).get("ArchiveStatus", {}).get("S")
 
@@ -227,6 +239,7 @@ def table_outage(rig: Rig, *, per_phase: int = 10, stalled: int = 2) -> dict[str
     )
     archived = sum(status_of(stack, r) == "ARCHIVED" for r in recordings)
     return {
+        "unarchived": unarchived(stack, recordings),
         "callbacks": len(sent),
         "answers": dict(sorted(answers.items())),
         "answers_5xx": sum(v for k, v in statuses.items() if k >= 500 or k == 0),

@@ -76,6 +76,20 @@ class Harness:
         result: dict[str, int] = sweeper.lambda_handler({}, FakeLambdaContext())  # type: ignore[arg-type]
         return result
 
+    def sweep_until_settled(self, tries: int = 5) -> tuple[dict[str, int], int]:
+        """Sweeps until one is not interrupted (the moto server under a loaded CI can stall a
+        page read past the table client's three 1 s attempts; the sweep then stops, sends what
+        it marked and leaves the rest to the next sweep: that is the behaviour checked
+        here, not hidden): the counts summed, and how many sweeps it took."""
+        total: dict[str, int] = {}
+        for n in range(1, tries + 1):
+            result = self.sweep()
+            for name, count in result.items():
+                total[name] = total.get(name, 0) + count
+            if "interrupted" not in result:
+                return total, n
+        raise AssertionError(f"{tries} sweeps in a row were interrupted: {total}")
+
     def queue_arn(self) -> str:
         attrs = self.sqs.get_queue_attributes(
             QueueUrl=self.res.archive_work_queue_url, AttributeNames=["QueueArn"]
@@ -109,15 +123,17 @@ def test_a_backlog_larger_than_the_old_batch_drains_through_the_work_queue_once(
 ) -> None:
     keys = [h.completed() for _ in range(BACKLOG)]
     capsys.readouterr()
-    assert h.sweep() == {"enqueued": BACKLOG}
+    counts, sweeps = h.sweep_until_settled()
+    assert counts.get("enqueued") == BACKLOG and counts.keys() <= {"enqueued", "interrupted"}
     out = capsys.readouterr().out
-    assert emf_values(out, "RecordingsEnqueued") == [BACKLOG]
-    assert emf_values(out, "ArchiveWorkSendFailed") == [0]
-    [age] = emf_values(out, "OldestPendingAgeSeconds")
-    assert 0 <= age < 120
+    assert sum(emf_values(out, "RecordingsEnqueued")) == BACKLOG
+    assert emf_values(out, "ArchiveWorkSendFailed") == [0] * sweeps
+    ages = emf_values(out, "OldestPendingAgeSeconds")
+    assert ages and all(0 <= age < 120 for age in ages)
     # A second sweep while the keys wait (an overlapping or the next scheduled one): the marked
     # items are not sent again.
-    assert h.sweep() == {}
+    again, _ = h.sweep_until_settled()
+    assert "enqueued" not in again
     messages = receive_all(h.res.archive_work_queue_url)
     assert len(messages) == BACKLOG
     bodies = [m["Body"] for m in messages]

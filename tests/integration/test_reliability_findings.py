@@ -16,14 +16,22 @@ from botocore.config import Config
 
 from recording_archive.dal.aws import dynamodb_client
 from recording_archive.dal.events_table import RecordingEventStore
-from recording_archive.handlers import fallback_drain, recording_callback, sweeper, wiring
+from recording_archive.handlers import (
+    archive_stream,
+    fallback_drain,
+    recording_callback,
+    sweeper,
+    wiring,
+)
 from recording_archive.handlers.wiring import CallbackDependencies
 from recording_archive.models.item import PutOutcome
 from recording_archive_cli.local.resources import LocalResources
 from tests.support.callback_flow import signed_form_event
 from tests.support.lambda_context import FakeLambdaContext
+from tests.support.media_server import MediaServer, wav_body
 from tests.support.moto_resources import TOKEN, scan_items
-from tests.support.plivo import recording_event
+from tests.support.plivo import AUTH_ID, recording_event
+from tests.support.streams import stream_records
 from tests.support.tcp_proxy import FaultProxy
 
 PUT_ITEM = b"DynamoDB_20120810.PutItem"  # the X-Amz-Target header of a PutItem request
@@ -195,3 +203,50 @@ def test_item_deleted_before_a_conflicting_payload_is_appended_keeps_that_payloa
     assert deleted == ["first"]
     [item] = scan_items(resources)
     assert item["PayloadSha256"] == {"S": "b" * 64} and item["Source"] == {"S": "fallback"}
+
+
+# The claim's UpdateExpression (dal/events_table.py, RecordingEventStore.claim): in its body.
+CLAIM = b"SET #lease = :lease, #tok = :tok"
+
+
+def test_a_claim_applied_whose_answer_was_lost_is_granted_to_its_own_attempt(
+    function_env: Any,
+    resources: LocalResources,
+    table_proxy: FaultProxy,
+    media: MediaServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found by CI (a moto server slowed by a loaded machine; a recording left un-archived): the
+    archiver's claim reaches the table and is applied, its answer is lost, and botocore sends it
+    again. The retry met the lease it had just set and read it back as another attempt's (HELD):
+    nothing was downloaded, and the recording waited for that lease to run out (the function's
+    900 s and more) and for a sweep, one attempt counted for nothing. The token tells the claim
+    it is its own: this attempt archives the recording, counted once."""
+    function_env(
+        "ArchiveFunction",
+        AWS_ENDPOINT_URL_DYNAMODB=table_proxy.url,
+        MEDIA_ALLOW_LOOPBACK="true",
+        MEDIA_RETRY_BUDGET_SECONDS="0.5",
+    )
+    function_env("CallbackFunction", MEDIA_ALLOW_LOOPBACK="true")
+    path = f"/v1/Account/{AUTH_ID}/Recording/{uuid.uuid4()}.wav"
+    media.add(path, wav_body(0.1), content_type="audio/wav")
+    params = recording_event(
+        "SessionRecordingCompleted", sequence=2, recording_url=media.url(path), fmt=".wav"
+    )
+    assert _answer(_signed_callback(params))[0] == 200
+    records = stream_records(resources.endpoint_url, resources.stream_arn)
+    assert len(records) == 1
+    table_proxy.lose_answers(CLAIM, 1)
+    capsys.readouterr()
+    answer = archive_stream.lambda_handler({"Records": records}, FakeLambdaContext())
+    assert answer == {"batchItemFailures": []}
+    assert table_proxy.answers_lost == 1  # the fault happened: the claim's answer was lost
+    [item] = scan_items(resources)
+    assert item["ArchiveStatus"] == {"S": "ARCHIVED"}
+    assert item["ArchiveAttempts"] == {"N": "1"}  # the lost answer's retry counted nothing more
+    assert "ArchiveLeaseUntil" not in item and "ArchiveClaimToken" not in item
+    assert len([r for r in media.requests if r.path == path]) == 1  # downloaded once
+    out = capsys.readouterr().out
+    assert "RecordingsArchived" in _metrics(out)
+    assert "another archive attempt holds the recording" not in out

@@ -317,21 +317,33 @@ class RecordingEventStore:
                 abandoned_lease=ARCHIVE_LEASE_UNTIL in old,
                 legal_hold=f.LEGAL_HOLD in old,
             )
-        return self._why_refused(
-            session_uuid, sequence_number, now=now, max_attempts=max_attempts, due_by=due_by
-        )
+        # Read back (consistently): why the claim was refused, or that it was not. The item may
+        # hold this very claim: its update was applied, the answer was lost (a reset or a read
+        # timeout) and botocore sent it again, and the retry met the lease it had just set. The
+        # token (new for each attempt) tells: the claim is granted, counted once. It was once
+        # read as another attempt's lease, and the recording waited for that lease to run out
+        # and for a sweep, with an attempt counted for nothing.
+        current = self.get(session_uuid, sequence_number)
+        if current is not None and current.get(ARCHIVE_CLAIM_TOKEN) == token:
+            return Claim(
+                token=token,
+                attempts=int(current.get(f.ARCHIVE_ATTEMPTS) or 0),
+                lease_until=lease_until,
+                # What the lost answer held (a lease left behind) is not known any more.
+                abandoned_lease=False,
+                legal_hold=f.LEGAL_HOLD in current,
+            )
+        return self._why_refused(current, now=now, max_attempts=max_attempts, due_by=due_by)
 
+    @staticmethod
     def _why_refused(
-        self,
-        session_uuid: str,
-        sequence_number: int,
+        current: dict[str, Any] | None,
         *,
         now: int,
         max_attempts: int | None,
         due_by: int | None,
     ) -> ClaimRefused:
-        """Which condition of a refused claim failed, read back (consistently) from the item."""
-        current = self.get(session_uuid, sequence_number)
+        """Which condition of a refused claim failed, from the item as read back."""
         if current is None:
             return ClaimRefused(ClaimRefusal.GONE)
         attempts = int(current.get(f.ARCHIVE_ATTEMPTS) or 0)

@@ -18,8 +18,9 @@ rest waits for the next sweep. Each sweep first emits OldestPendingAgeSeconds: t
 PENDING item longest due (the dashboard's archive lag, ArchiveLagAlarm). Metrics
 RecordingsEnqueued and ArchiveWorkSendFailed (keys never sent: the next sweep tries again), the
 other counts as Sweep_<count> (Sweep_failed, Sweep_already_enqueued, Sweep_deferred, ...). A
-sweep that cannot read the table fails (the function's errors alarm); the next one starts
-again.
+sweep that cannot read the oldest pending item fails (the function's errors alarm); a table
+failure later in the sweep ends it early with what it marked sent (Sweep_interrupted); either
+way the next sweep starts again.
 """
 
 from __future__ import annotations
