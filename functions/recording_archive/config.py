@@ -114,6 +114,11 @@ class ArchiveSettings(TableSettings):
     # (logic/archive_recording.py). Tests lower both to make timeouts fast.
     archive_stop_margin_seconds: Annotated[float, Field(ge=0)] = 60.0
     archive_lease_slack_seconds: Annotated[float, Field(ge=0)] = 60.0
+    # The attempts the automatic paths (the stream's ArchiveFunction and the work queue's
+    # ArchiveWorkFunction) make in all before a recording is FAILED: one count for both, so the
+    # stream's retries cannot take it past the limit. Reconcile and an operator's retry, which
+    # archive FAILED recordings on purpose, are not capped by it.
+    sweep_max_attempts: Annotated[int, Field(ge=1)] = 8
     # The EventBridge bus of the lifecycle events (EventBusName: a name or an ARN; the
     # template's default is the account's "default" bus). Required: no silent default.
     event_bus_name: Annotated[str, Field(min_length=1)]
@@ -161,7 +166,6 @@ class ArchiveWorkSettings(ArchiveSettings):
     # Claims only an item due this long ago (the sweeper's grace): a duplicate message of an
     # item backing off after a failed attempt does nothing.
     sweep_grace_seconds: Annotated[int, Field(ge=0)] = 600
-    sweep_max_attempts: Annotated[int, Field(ge=1)] = 8
 
 
 class ReconcileSettings(ArchiveSettings):

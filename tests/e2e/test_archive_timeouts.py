@@ -62,8 +62,9 @@ def short_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for logical_id in ARCHIVING:
         template["Resources"][logical_id]["Properties"]["Timeout"] = TIMEOUT_SECONDS
     # The stream makes the first attempt only: its retries would race the work queue for the
-    # next claims once a lease runs out (the stream's attempts have no SWEEP_MAX_ATTEMPTS cap),
-    # and the count this module checks would depend on which came first.
+    # next claim once a lease runs out. Both count towards SWEEP_MAX_ATTEMPTS (the count is the
+    # same either way: tests/integration/test_archive.py), but this module kills each attempt's
+    # worker by its function's name.
     (stream,) = template["Resources"]["ArchiveFunction"]["Properties"]["Events"].values()
     stream["Properties"]["MaximumRetryAttempts"] = 0
     path = tmp_path_factory.mktemp("template") / "template.yaml"

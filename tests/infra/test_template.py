@@ -502,10 +502,11 @@ def test_environment_values(resources: dict[str, Any]) -> None:
     assert archive["ARCHIVE_KMS_KEY_ID"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
     assert archive["ARCHIVE_BUCKET_OWNER"] == {"Ref": "AWS::AccountId"}
     assert archive["ARCHIVE_BUCKET_NAME"] == {"Ref": "ArchiveBucket"}
+    # One limit for every automatic attempt: the stream's retries count towards it too.
+    assert archive["SWEEP_MAX_ATTEMPTS"] == {"Ref": "SweepMaxAttempts"}
     work = props(resources, "ArchiveWorkFunction")["Environment"]["Variables"]
-    assert {k: v for k, v in work.items() if not k.startswith("SWEEP_")} == archive
+    assert {k: v for k, v in work.items() if k != "SWEEP_GRACE_SECONDS"} == archive
     assert work["SWEEP_GRACE_SECONDS"] == {"Ref": "SweepGraceSeconds"}
-    assert work["SWEEP_MAX_ATTEMPTS"] == {"Ref": "SweepMaxAttempts"}
     # The sweeper archives nothing: the table, its queue, its grace and hold, the bus.
     sweeper = props(resources, "SweeperFunction")["Environment"]["Variables"]
     assert sweeper == {
@@ -643,6 +644,9 @@ def test_reconcile_schedule_is_disabled_unless_enabled(
     assert reconcile["Timeout"] == 900
     env = reconcile["Environment"]["Variables"]
     archive = props(resources, "ArchiveFunction")["Environment"]["Variables"]
+    # Reconcile archives FAILED recordings on purpose: no attempt limit (config.py).
+    assert "SWEEP_MAX_ATTEMPTS" not in env
+    archive = {k: v for k, v in archive.items() if k != "SWEEP_MAX_ATTEMPTS"}
     assert {k: v for k, v in env.items() if k in archive} == archive
     assert env["RECONCILE_WINDOW_HOURS"] == {"Ref": "ReconcileWindowHours"}
     assert env["RETENTION_DAYS"] == {"Ref": "EventRetentionDays"}
@@ -862,7 +866,7 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
     )
     assert (
         defaults["SweepMaxAttempts"]
-        == config.ArchiveWorkSettings.model_fields["sweep_max_attempts"].default
+        == config.ArchiveSettings.model_fields["sweep_max_attempts"].default
     )
     assert (
         defaults["SweepEnqueueHoldSeconds"]

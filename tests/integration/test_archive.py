@@ -505,6 +505,43 @@ def test_a_recording_held_by_another_attempt_is_not_a_failed_record(
     assert item[ARCHIVE_CLAIM_TOKEN] == {"S": "other"}
 
 
+def test_a_stream_retry_after_the_last_allowed_attempt_makes_the_recording_failed(
+    stack: Any, media: MediaServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stream's claims count towards SWEEP_MAX_ATTEMPTS with the work queue's: a stream
+    record retried after the last allowed attempt (the work queue's came between, once a lease
+    ran out) downloads nothing and makes the recording FAILED, as the work queue would. The
+    stream's retries used to claim without a limit and push the count past it."""
+    session, seq = _stored_completed(stack, media)
+    store = _store(stack)
+    t = int(time.time()) - 120
+    for n in (1, 2):  # two attempts that never reported (their leases ran out)
+        claim = store.claim(session, seq, token=f"dead{n}", now=t + 60 * n, lease_until=t + 60 * n)
+        assert isinstance(claim, Claim)
+    stack.archive_env(SWEEP_MAX_ATTEMPTS="2")
+    capsys.readouterr()
+    assert stack.run_archiver(stack.matching_records()) == {"batchItemFailures": []}
+    assert media.requests == []
+    assert _emf(capsys.readouterr().out, "RecordingsFailed") == 1
+    item = stack.item(session, seq)
+    assert item["ArchiveStatus"] == {"S": "FAILED"}
+    assert item["ArchiveAttempts"] == {"N": "2"}
+    assert item["ArchiveLastError"] == {"S": ABANDONED_ERROR}
+    # Below the limit the same retry archives (the default, 8).
+    session, seq = _stored_completed(stack, media)
+    assert isinstance(store.claim(session, seq, token="dead", now=t, lease_until=t), Claim)
+    stack.archive_env()
+    records = [r for r in stack.matching_records() if _record_key(r) == (session, seq)]
+    assert stack.run_archiver(records) == {"batchItemFailures": []}
+    assert stack.item(session, seq)["ArchiveAttempts"] == {"N": "2"}
+    assert stack.item(session, seq)["ArchiveStatus"] == {"S": "ARCHIVED"}
+
+
+def _record_key(record: dict[str, Any]) -> tuple[str, int]:
+    keys = record["dynamodb"]["Keys"]
+    return keys["SessionUUID"]["S"], int(keys["SequenceNumber"]["N"])
+
+
 def test_the_transfer_stops_before_the_invocation_ends_and_aborts_its_upload(
     stack: Any, media: MediaServer
 ) -> None:

@@ -3,7 +3,8 @@
 Trigger: the events table's DynamoDB stream (NEW_IMAGE), with FilterCriteria that pass only
 INSERTs of SessionRecordingCompleted; BatchProcessor with partial batch failures.
 Settings: EVENTS_TABLE_NAME, ARCHIVE_BUCKET_NAME, ARCHIVE_KMS_KEY_ID, ARCHIVE_BUCKET_OWNER,
-AUTH_SECRET_ID, MEDIA_ALLOWED_HOSTS, MEDIA_AUTH, PART_SIZE_MIB, UPLOAD_CONCURRENCY.
+AUTH_SECRET_ID, MEDIA_ALLOWED_HOSTS, MEDIA_AUTH, PART_SIZE_MIB, UPLOAD_CONCURRENCY,
+SWEEP_MAX_ATTEMPTS.
 Permissions: s3:PutObject/AbortMultipartUpload/GetObject/PutObjectTagging and the version
 actions GetObjectVersion/PutObjectVersionTagging/GetObjectVersionTagging under recordings/
 (tagging and re-reading the exact version written), kms on the stack's key,
@@ -15,7 +16,10 @@ item stays PENDING in ArchiveQueueIndex either way, so the sweeper archives it l
 holds for a transfer stopped because the invocation's time is nearly up (the attempt is counted,
 the upload aborted). A record whose recording another attempt holds (its claim's lease: e.g. this
 function's own invocation that timed out) is not a failure: the holder, or the sweeper once the
-lease runs out, finishes it. ARCHIVED, gone or not-archivable records are skipped.
+lease runs out, finishes it. ARCHIVED, gone or not-archivable records are skipped. Its claims
+count towards SWEEP_MAX_ATTEMPTS with the work queue's: a retry that finds that many attempts
+made (the work queue's attempts can come between the stream's, once a lease runs out) makes the
+recording FAILED, with no download, as ArchiveWorkFunction would.
 """
 
 from __future__ import annotations

@@ -297,8 +297,10 @@ def lifecycle_events(bus_name: str) -> LifecycleEvents:
 
 @cache
 def archiver() -> Archiver:
-    """ArchiveFunction's archiver."""
-    return build_archiver(config.archive_settings())
+    """ArchiveFunction's archiver (at most SWEEP_MAX_ATTEMPTS attempts, the work queue's
+    included: its retries race the work queue's once a lease runs out)."""
+    settings = config.archive_settings()
+    return build_archiver(settings, max_attempts=settings.sweep_max_attempts)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ which outlasts its Timeout; a late report of an attempt that did (the CLI's, aft
 blocking read) is not written over its successor's claim. An attempt that cannot report (its
 worker killed, or timed out in a blocking read) leaves its lease behind: it was counted when it
 claimed, the item becomes claimable when the lease runs out, and the next claim logs it as
-abandoned (metric ArchiveAttemptsAbandoned). With `max_attempts` (the sweeper's
-SWEEP_MAX_ATTEMPTS) a claim is refused once that many attempts were made, and the item becomes
-FAILED there and then (RecordingsFailed, as any other FAILED recording).
+abandoned (metric ArchiveAttemptsAbandoned). With `max_attempts` (SWEEP_MAX_ATTEMPTS, of the
+stream's and the work queue's archivers) a claim is refused once that many attempts were made,
+and the item becomes FAILED there and then (RecordingsFailed, as any other FAILED recording).
 Failures are counted on the item (attempts, last error, next due time); a refused URL or a
 conflict cannot succeed later and moves the item to FAILED at once.
 
