@@ -34,7 +34,7 @@ The local stack is one machine (2 cores here): every archive process, moto and t
 share them, so the speed-up a larger factor shows is bounded by the CPU, not by Lambda.
 
     .venv/bin/python bench/throughput.py [--quick] [--burst 2000] [--repeats 1] [--sweep 500]
-        [--slow 200]
+        [--slow 200] [--slow-seconds 1.0]
 
 Every full run (standalone, or `make bench`) keeps its figures in bench/throughput.json.
 `--quick` (what `make bench QUICK=1` runs) starts nothing: it returns those figures, labelled
@@ -157,8 +157,9 @@ def tree_cpu_seconds() -> dict[str, float]:
 
 
 class Harness:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, slow_seconds: float = SLOW_MEDIA_SECONDS) -> None:
         self.work = work
+        self.slow_seconds = slow_seconds
         self.media: subprocess.Popen[str] | None = None
         self.stack: Any = None
 
@@ -172,9 +173,9 @@ class Harness:
             [
                 *(sys.executable, "-m", "tests.support.media_server", "--port", "0"),
                 *("--generated", f"/session.mp3:{RECORDING_BYTES}:7"),
-                # The same recording at an internet download's pace (SLOW_MEDIA_SECONDS).
+                # The same recording at an internet download's pace (slow_seconds).
                 *("--generated", f"/slow.mp3:{RECORDING_BYTES}:7"),
-                *("--drip", f"/slow.mp3:{SLOW_MEDIA_SECONDS / 80:.4f}:{RECORDING_BYTES // 80}"),
+                *("--drip", f"/slow.mp3:{self.slow_seconds / 80:.4f}:{RECORDING_BYTES // 80}"),
                 *("--tls-name", MEDIA_HOST, "--ca-file", str(ca_file)),
             ],
             stdout=subprocess.PIPE,
@@ -323,7 +324,7 @@ class Harness:
         ]
         return {
             "factor": factor,
-            "media": f"{SLOW_MEDIA_SECONDS} s per download" if slow else "loopback, full speed",
+            "media": f"{self.slow_seconds} s per download" if slow else "loopback, full speed",
             "recordings": count,
             "archived": archived,
             "left_to_the_sweeper": left[:20],
@@ -404,10 +405,16 @@ def _say(run: dict[str, Any]) -> None:
 
 
 def measure(
-    burst: int, repeats: int, sweep: int, warmup: int, slow_burst: int = 0
+    burst: int,
+    repeats: int,
+    sweep: int,
+    warmup: int,
+    slow_burst: int = 0,
+    *,
+    slow_seconds: float = SLOW_MEDIA_SECONDS,
 ) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
-    harness = Harness(work)
+    harness = Harness(work, slow_seconds)
     started = time.perf_counter()
     runs: list[dict[str, Any]] = []
     slow_runs: list[dict[str, Any]] = []
@@ -420,10 +427,11 @@ def measure(
         if burst or slow_burst:
             harness.stream_run(default, warmup)  # every worker's cold start; not counted
         order = [1, default] if default != 1 else [1]
-        for repeat in range(repeats if burst else 0):
+        for repeat in range(repeats if burst or slow_burst else 0):
             for factor in order if repeat % 2 == 0 else order[::-1]:
-                runs.append(harness.stream_run(factor, burst))
-                _say(runs[-1])
+                if burst:
+                    runs.append(harness.stream_run(factor, burst))
+                    _say(runs[-1])
                 if slow_burst:
                     slow_runs.append(harness.stream_run(factor, slow_burst, slow=True))
                     _say(slow_runs[-1])
@@ -489,10 +497,16 @@ def last_full_run(results_file: Path = LAST_FULL_RUN) -> dict[str, Any]:
 
 
 def full_run(
-    burst: int = 2000, repeats: int = 1, sweep: int = 500, warmup: int = 40, slow: int = 200
+    burst: int = 2000,
+    repeats: int = 1,
+    sweep: int = 500,
+    warmup: int = 40,
+    slow: int = 200,
+    *,
+    slow_seconds: float = SLOW_MEDIA_SECONDS,
 ) -> dict[str, Any]:
     """Measure, and keep the figures in bench/throughput.json (what --quick reports)."""
-    results = measure(burst, repeats, sweep, warmup, slow)
+    results = measure(burst, repeats, sweep, warmup, slow, slow_seconds=slow_seconds)
     results["throughput_source"] = "measured"
     results["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     # A run of some parts only (--burst 0, --slow 0, --sweep 0) keeps the others' last figures.
@@ -506,6 +520,17 @@ def full_run(
         results.pop("sweeper_drain_seconds_10k", None)
         results.pop("sweeper_drain_seconds_10k_method", None)
         details["sweep"] = kept.get("throughput_details", {}).get("sweep")
+    skipped = [
+        name
+        for name, count in (("stream bursts", burst), ("slow-media bursts", slow), ("sweep", sweep))
+        if not count
+    ]
+    if skipped and kept:
+        # Which figures this run measured, and which it kept from an earlier one.
+        results["throughput_source"] = (
+            f"measured on {results['date']} except the {', '.join(skipped)}: kept from the run "
+            f"of {kept.get('date', '?')}"
+        )
     merged = {**kept, **results, "throughput_details": details}
     LAST_FULL_RUN.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
     return merged
@@ -529,6 +554,12 @@ def main() -> None:
     parser.add_argument(
         "--slow", type=int, default=200, help="recordings per slow-media run (200; 0: none)"
     )
+    parser.add_argument(
+        "--slow-seconds",
+        type=float,
+        default=SLOW_MEDIA_SECONDS,
+        help=f"seconds each slow-media download takes ({SLOW_MEDIA_SECONDS})",
+    )
     parser.add_argument("--output", default=None, help="also write the figures to this file")
     # A full run writes bench/throughput.json; --quick reads it.
     args = parser.parse_args()
@@ -536,7 +567,14 @@ def main() -> None:
     if args.quick:
         results = last_full_run()
     else:
-        results = full_run(args.burst, args.repeats, args.sweep, args.warmup, args.slow)
+        results = full_run(
+            args.burst,
+            args.repeats,
+            args.sweep,
+            args.warmup,
+            args.slow,
+            slow_seconds=args.slow_seconds,
+        )
     text = json.dumps(results, indent=2)
     print(text)
     if args.output:
