@@ -478,6 +478,11 @@ def test_claim_conditions_against_the_table(stack: Any, media: MediaServer) -> N
         archived_at="2026-01-01T00:00:00.000Z",
     )
     assert archived
+    mark = {"bucket": "b", "key": "k", "version_id": None, "size": 1, "sha256_hex": "0" * 64}
+    # Another attempt's mark is refused: the recording counts once...
+    assert not store.mark_archived(session, seq, **mark, archived_at="2026-01-01T00:00:09.000Z")
+    # ...but the same update again (botocore's retry of one whose answer was lost) is its own.
+    assert store.mark_archived(session, seq, **mark, archived_at="2026-01-01T00:00:00.000Z")
     item = stack.item(session, seq)
     assert ARCHIVE_LEASE_UNTIL not in item and "ArchiveDueAt" not in item
     refused = store.claim(session, seq, token="e", now=t + 999, lease_until=t + 1999)

@@ -250,3 +250,44 @@ def test_a_claim_applied_whose_answer_was_lost_is_granted_to_its_own_attempt(
     out = capsys.readouterr().out
     assert "RecordingsArchived" in _metrics(out)
     assert "another archive attempt holds the recording" not in out
+
+
+# The index update of an archived recording (RecordingEventStore.mark_archived): in its body.
+MARK_ARCHIVED = b"REMOVE #q, #due, #lease, #tok, #enq"
+
+
+def test_an_archived_mark_whose_answer_was_lost_still_counts_the_recording(
+    function_env: Any,
+    resources: LocalResources,
+    table_proxy: FaultProxy,
+    media: MediaServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same fault on the update that makes the recording ARCHIVED: the retry met the
+    ARCHIVED it had just written and read it as another attempt's ("already indexed by another
+    attempt"), so the recording was never counted (RecordingsArchived, ArchivedBytes,
+    ArchiveLagSeconds). The update's own ArchivedAt and key, read back, tell it its own."""
+    function_env(
+        "ArchiveFunction",
+        AWS_ENDPOINT_URL_DYNAMODB=table_proxy.url,
+        MEDIA_ALLOW_LOOPBACK="true",
+        MEDIA_RETRY_BUDGET_SECONDS="0.5",
+    )
+    function_env("CallbackFunction", MEDIA_ALLOW_LOOPBACK="true")
+    path = f"/v1/Account/{AUTH_ID}/Recording/{uuid.uuid4()}.wav"
+    media.add(path, wav_body(0.1), content_type="audio/wav")
+    params = recording_event(
+        "SessionRecordingCompleted", sequence=2, recording_url=media.url(path), fmt=".wav"
+    )
+    assert _answer(_signed_callback(params))[0] == 200
+    records = stream_records(resources.endpoint_url, resources.stream_arn)
+    table_proxy.lose_answers(MARK_ARCHIVED, 1)
+    capsys.readouterr()
+    answer = archive_stream.lambda_handler({"Records": records}, FakeLambdaContext())
+    assert answer == {"batchItemFailures": []}
+    assert table_proxy.answers_lost == 1
+    [item] = scan_items(resources)
+    assert item["ArchiveStatus"] == {"S": "ARCHIVED"}
+    out = capsys.readouterr().out
+    assert {"RecordingsArchived", "ArchiveLagSeconds"} <= _metrics(out)
+    assert "already indexed by another attempt" not in out

@@ -207,7 +207,11 @@ class RecordingEventStore:
     ) -> bool:
         """Index the archived object and release any claim. False if the item was already
         ARCHIVED (never regressed) or no longer exists. Not conditional on holding the claim:
-        the object is in the bucket, verified, whichever attempt wrote it."""
+        the object is in the bucket, verified, whichever attempt wrote it.
+
+        True as well when the item holds this very update: it was applied, its answer lost,
+        and botocore's retry met the ARCHIVED it had just written (the same `archived_at`, to
+        the millisecond, and key): the attempt that archived the recording counts it."""
         values: dict[str, Any] = {
             ":archived": {"S": f.ArchiveStatus.ARCHIVED.value},
             ":bucket": {"S": bucket},
@@ -235,13 +239,17 @@ class RecordingEventStore:
             sets += ", #v = :version"
             names["#v"] = f.ARCHIVE_VERSION_ID
             values[":version"] = {"S": version_id}
-        return None is not self._update(
+        applied = self._update(
             Key=self._key(session_uuid, sequence_number),
             UpdateExpression=f"SET {sets} REMOVE #q, #due, #lease, #tok, #enq",
             ConditionExpression="attribute_exists(#pk) AND #st <> :archived",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
+        if applied is not None:
+            return True
+        current = self.get(session_uuid, sequence_number) or {}
+        return (current.get(f.ARCHIVED_AT), current.get(f.ARCHIVE_KEY)) == (archived_at, key)
 
     def claim(
         self,
