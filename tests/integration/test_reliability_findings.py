@@ -205,8 +205,43 @@ def test_item_deleted_before_a_conflicting_payload_is_appended_keeps_that_payloa
     assert item["PayloadSha256"] == {"S": "b" * 64} and item["Source"] == {"S": "fallback"}
 
 
-# The claim's UpdateExpression (dal/events_table.py, RecordingEventStore.claim): in its body.
+# In the body of the claim (dal/events_table.py, RecordingEventStore.claim) and of the update
+# that makes a recording ARCHIVED (RecordingEventStore.mark_archived).
 CLAIM = b"SET #lease = :lease, #tok = :tok"
+MARK_ARCHIVED = b"REMOVE #q, #due, #lease, #tok, #enq"
+
+
+def _archive_losing_one_answer(
+    function_env: Any,
+    resources: LocalResources,
+    proxy: FaultProxy,
+    media: MediaServer,
+    match: bytes,
+) -> tuple[dict[str, Any], str]:
+    """A Completed callback stored, then the real ArchiveFunction handler on its stream record,
+    its table behind the proxy, which loses the answer of the first request containing `match`:
+    the item afterwards, and the recording's media path."""
+    function_env(
+        "ArchiveFunction",
+        AWS_ENDPOINT_URL_DYNAMODB=proxy.url,
+        MEDIA_ALLOW_LOOPBACK="true",
+        MEDIA_RETRY_BUDGET_SECONDS="0.5",
+    )
+    function_env("CallbackFunction", MEDIA_ALLOW_LOOPBACK="true")
+    path = f"/v1/Account/{AUTH_ID}/Recording/{uuid.uuid4()}.wav"
+    media.add(path, wav_body(0.1), content_type="audio/wav")
+    params = recording_event(
+        "SessionRecordingCompleted", sequence=2, recording_url=media.url(path), fmt=".wav"
+    )
+    assert _answer(_signed_callback(params))[0] == 200
+    records = stream_records(resources.endpoint_url, resources.stream_arn)
+    assert len(records) == 1
+    proxy.lose_answers(match, 1)
+    answer = archive_stream.lambda_handler({"Records": records}, FakeLambdaContext())
+    assert answer == {"batchItemFailures": []}
+    assert proxy.answers_lost == 1  # the fault happened: that answer was lost
+    [item] = scan_items(resources)
+    return item, path
 
 
 def test_a_claim_applied_whose_answer_was_lost_is_granted_to_its_own_attempt(
@@ -222,27 +257,8 @@ def test_a_claim_applied_whose_answer_was_lost_is_granted_to_its_own_attempt(
     nothing was downloaded, and the recording waited for that lease to run out (the function's
     900 s and more) and for a sweep, one attempt counted for nothing. The token tells the claim
     it is its own: this attempt archives the recording, counted once."""
-    function_env(
-        "ArchiveFunction",
-        AWS_ENDPOINT_URL_DYNAMODB=table_proxy.url,
-        MEDIA_ALLOW_LOOPBACK="true",
-        MEDIA_RETRY_BUDGET_SECONDS="0.5",
-    )
-    function_env("CallbackFunction", MEDIA_ALLOW_LOOPBACK="true")
-    path = f"/v1/Account/{AUTH_ID}/Recording/{uuid.uuid4()}.wav"
-    media.add(path, wav_body(0.1), content_type="audio/wav")
-    params = recording_event(
-        "SessionRecordingCompleted", sequence=2, recording_url=media.url(path), fmt=".wav"
-    )
-    assert _answer(_signed_callback(params))[0] == 200
-    records = stream_records(resources.endpoint_url, resources.stream_arn)
-    assert len(records) == 1
-    table_proxy.lose_answers(CLAIM, 1)
     capsys.readouterr()
-    answer = archive_stream.lambda_handler({"Records": records}, FakeLambdaContext())
-    assert answer == {"batchItemFailures": []}
-    assert table_proxy.answers_lost == 1  # the fault happened: the claim's answer was lost
-    [item] = scan_items(resources)
+    item, path = _archive_losing_one_answer(function_env, resources, table_proxy, media, CLAIM)
     assert item["ArchiveStatus"] == {"S": "ARCHIVED"}
     assert item["ArchiveAttempts"] == {"N": "1"}  # the lost answer's retry counted nothing more
     assert "ArchiveLeaseUntil" not in item and "ArchiveClaimToken" not in item
@@ -250,10 +266,6 @@ def test_a_claim_applied_whose_answer_was_lost_is_granted_to_its_own_attempt(
     out = capsys.readouterr().out
     assert "RecordingsArchived" in _metrics(out)
     assert "another archive attempt holds the recording" not in out
-
-
-# The index update of an archived recording (RecordingEventStore.mark_archived): in its body.
-MARK_ARCHIVED = b"REMOVE #q, #due, #lease, #tok, #enq"
 
 
 def test_an_archived_mark_whose_answer_was_lost_still_counts_the_recording(
@@ -267,26 +279,8 @@ def test_an_archived_mark_whose_answer_was_lost_still_counts_the_recording(
     ARCHIVED it had just written and read it as another attempt's ("already indexed by another
     attempt"), so the recording was never counted (RecordingsArchived, ArchivedBytes,
     ArchiveLagSeconds). The update's own ArchivedAt and key, read back, tell it its own."""
-    function_env(
-        "ArchiveFunction",
-        AWS_ENDPOINT_URL_DYNAMODB=table_proxy.url,
-        MEDIA_ALLOW_LOOPBACK="true",
-        MEDIA_RETRY_BUDGET_SECONDS="0.5",
-    )
-    function_env("CallbackFunction", MEDIA_ALLOW_LOOPBACK="true")
-    path = f"/v1/Account/{AUTH_ID}/Recording/{uuid.uuid4()}.wav"
-    media.add(path, wav_body(0.1), content_type="audio/wav")
-    params = recording_event(
-        "SessionRecordingCompleted", sequence=2, recording_url=media.url(path), fmt=".wav"
-    )
-    assert _answer(_signed_callback(params))[0] == 200
-    records = stream_records(resources.endpoint_url, resources.stream_arn)
-    table_proxy.lose_answers(MARK_ARCHIVED, 1)
     capsys.readouterr()
-    answer = archive_stream.lambda_handler({"Records": records}, FakeLambdaContext())
-    assert answer == {"batchItemFailures": []}
-    assert table_proxy.answers_lost == 1
-    [item] = scan_items(resources)
+    item, _ = _archive_losing_one_answer(function_env, resources, table_proxy, media, MARK_ARCHIVED)
     assert item["ArchiveStatus"] == {"S": "ARCHIVED"}
     out = capsys.readouterr().out
     assert {"RecordingsArchived", "ArchiveLagSeconds"} <= _metrics(out)
