@@ -489,7 +489,7 @@ def last_full_run(results_file: Path = LAST_FULL_RUN) -> dict[str, Any]:
     burst = (previous.get("throughput_details") or {}).get("burst", "?")
     found["throughput_source"] = (
         f"copied from the last full run ({results_file.name}, {previous.get('date', '?')}, "
-        f"bursts of {burst}): --quick does not measure"
+        f"bursts of {burst}): not measured by this bench run (--quick or --reuse-throughput)"
         if found
         else "not measured (--quick) and no full run recorded yet"
     )
