@@ -694,7 +694,7 @@ def table(results: dict[str, Any]) -> str:
         "cost_usd_per_10k_sessions": "",
         "archive_recordings_per_second": "> pf1 (default factor)",
         "archive_recordings_per_second_pf1": "",
-        "archive_recordings_per_second_slow_media": "> pf1 (1 s downloads)",
+        "archive_recordings_per_second_slow_media": "> pf1 (slowed downloads)",
         "archive_recordings_per_second_slow_media_pf1": "",
         "sweeper_drain_seconds_10k": "",
     }
@@ -846,14 +846,18 @@ def main() -> None:
             f"wrote {args.output} and {upload_out.name} ({meta['seconds']} s);"
             f" details in {WORK / 'details.json'}"
         )
-    elif args.only == "throughput" and full:
-        # The throughput figures have their own committed file (bench/throughput.json): a run
-        # of that phase alone (measured, or --reuse-throughput) brings results.json's copy of
-        # them up to date and leaves every other figure as it is.
+    elif args.only in ("throughput", "archive") and full:
+        # These two phases have their own committed files (bench/throughput.json, written by
+        # bench/throughput.py; bench/archive_upload.json, written here): a run of one of them
+        # alone (for throughput, measured or --reuse-throughput) updates that file and
+        # results.json's copy of its figures, and leaves every other figure as it is.
         out = Path(args.output)
         kept = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
         out.write_text(json.dumps(kept | results, indent=2) + "\n", encoding="utf-8")
-        print(f"updated the throughput figures of {args.output} ({meta['seconds']} s)")
+        if args.only == "archive":
+            upload_out = out.with_name("archive_upload.json")
+            upload_out.write_text(json.dumps(details["archive_upload"], indent=2) + "\n", "utf-8")
+        print(f"updated the {args.only} figures of {args.output} ({meta['seconds']} s)")
     else:
         kind = "quick" if args.quick else "partial"
         print(f"{kind} run: details in {WORK / 'details.json'} ({meta['seconds']} s)")

@@ -42,3 +42,21 @@ def test_cost_is_the_sum_of_its_parts() -> None:
     assert results["cost_usd_per_10k_sessions"] == pytest.approx(
         sum(parts.values()), abs=0.0001 * len(parts)
     )
+
+
+def test_throughput_figures_are_those_of_the_last_throughput_run() -> None:
+    """bench/throughput.json holds the last full throughput run (bench/throughput.py);
+    results.json's copy of its figures (make bench, or `bench/run.py --only throughput`) agrees."""
+    results, throughput = _load("results.json"), _load("throughput.json")
+    keys = (
+        "archive_recordings_per_second",
+        "archive_recordings_per_second_pf1",
+        "archive_parallelization_factor",
+        "sweeper_drain_seconds_10k",
+        "archive_recordings_per_second_slow_media",
+        "archive_recordings_per_second_slow_media_pf1",
+    )
+    assert "archive_recordings_per_second" in results
+    for key in keys:
+        if key in results:
+            assert results[key] == throughput[key], key
